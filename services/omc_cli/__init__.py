@@ -1,0 +1,1 @@
+"""The `omc` command line."""

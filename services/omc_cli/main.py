@@ -1,0 +1,175 @@
+"""`omc`, the project's command line: the composition root for everything run by hand.
+
+    omc up                      bring up the local stack and show it working
+    omc down                    stop everything `omc up` started
+    omc stack up|down [COMPONENT ...]
+    omc stack status [--json] [COMPONENT ...]   exit 3 when a component is not ready
+    omc stack logs COMPONENT [-n N] [-f]
+    omc test [PYTEST ARGS ...]  bring the stack up, run the test suite against it
+
+Every `OmcError` is printed as a one-paragraph message on stderr with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from functools import wraps
+
+import click
+
+from omc_config import Settings
+from omc_config.settings import REPO_ROOT
+from omc_errors import OmcError
+from omc_stack import ComponentStatus, Stack
+
+EXIT_NOT_READY = 3
+PYTEST_NO_TESTS = 5
+
+
+def _stack() -> Stack:
+    return Stack(Settings.from_env(), report=lambda line: click.echo(f"  {line}", err=True))
+
+
+def _friendly(command):
+    """Turn an `OmcError` into a message and exit status 1 instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except OmcError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """OpenMCP-Chain: LLM agents acting on blockchains, event-sourced on Kafka."""
+
+
+# -- the main job -----------------------------------------------------------------------------
+
+
+@cli.command()
+@_friendly
+def up() -> None:
+    """Bring up the local stack and print where everything listens."""
+    click.echo("Bringing up the local stack (Kafka, MariaDB, Redis, anvil) under .stack/ ...")
+    stack = _stack()
+    started = time.monotonic()
+    statuses = stack.up()
+    click.echo(f"\nUp in {time.monotonic() - started:.1f}s.\n")
+    _print_table(statuses)
+    click.echo("\nStop it with `.venv/bin/omc down`; see it with `.venv/bin/omc stack status`.")
+
+
+@cli.command()
+@_friendly
+def down() -> None:
+    """Stop everything `omc up` started."""
+    _stack().down()
+
+
+# -- stack ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def stack() -> None:
+    """Control the local stack (Kafka, MariaDB, Redis, anvil) under .stack/."""
+
+
+@stack.command("up")
+@click.argument("components", nargs=-1)
+@_friendly
+def stack_up(components: Sequence[str]) -> None:
+    """Start COMPONENTS (default: all) and wait until each answers; fine to run twice."""
+    _print_table(_stack().up(components))
+
+
+@stack.command("down")
+@click.argument("components", nargs=-1)
+@_friendly
+def stack_down(components: Sequence[str]) -> None:
+    """Stop COMPONENTS (default: all) that this stack started."""
+    _stack().down(components)
+
+
+@stack.command("status")
+@click.argument("components", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, keyed by component.")
+@_friendly
+def stack_status(components: Sequence[str], as_json: bool) -> None:
+    """Whether each component runs and answers, and where. Exit 3 if any is not ready."""
+    statuses = _stack().status(components)
+    if as_json:
+        click.echo(json.dumps({s.name: s.as_dict() for s in statuses}, indent=2))
+    else:
+        _print_table(statuses)
+    if not all(s.ready for s in statuses):
+        sys.exit(EXIT_NOT_READY)
+
+
+@stack.command("logs")
+@click.argument("component")
+@click.option("-n", "--lines", default=50, show_default=True, help="How many lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@_friendly
+def stack_logs(component: str, lines: int, follow: bool) -> None:
+    """Print the end of COMPONENT's log."""
+    (selected,) = _stack().select([component])
+    path = selected.log_path
+    if not path.exists():
+        raise OmcError(f"{component} has no log yet at {path}; has it been started?")
+    with path.open(errors="replace") as log:
+        for line in log.readlines()[-lines:]:
+            click.echo(line, nl=False)
+        while follow:
+            line = log.readline()
+            if line:
+                click.echo(line, nl=False)
+            else:
+                time.sleep(0.2)
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@_friendly
+def test(pytest_args: Sequence[str]) -> None:
+    """Bring the stack up, then run pytest (extra arguments go to pytest)."""
+    _stack().up()
+    command = [sys.executable, "-m", "pytest", *pytest_args]
+    click.echo(f"$ {' '.join(command)}", err=True)
+    code = subprocess.call(command, cwd=REPO_ROOT)
+    if code == PYTEST_NO_TESTS:
+        click.secho("error: pytest collected no tests; that is a failure, not a pass.",
+                    fg="red", err=True)
+    sys.exit(code)
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def _print_table(statuses: Sequence[ComponentStatus]) -> None:
+    click.echo(f"{'component':<10} {'running':<8} {'ready':<6} {'pid':<8} address")
+    for s in statuses:
+        where = " ".join(
+            f"{key}={value}" for key, value in s.address.items() if key in ("bootstrap", "url")
+        ) or f"{s.address.get('host')}:{s.address.get('port')}"
+        click.echo(
+            f"{s.name:<10} {_yes(s.running):<8} {_yes(s.ready):<6} {s.pid or '-':<8} {where}"
+        )
+        if s.detail:
+            click.echo(f"{'':<10} {s.detail}")
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
