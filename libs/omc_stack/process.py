@@ -141,16 +141,24 @@ def port_owner(port: int) -> str | None:
     if not inodes:
         return None
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            links = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
-        except OSError:
-            continue
-        if any(link in inodes for link in links):
+        if proc.name.isdigit() and any(_readlink(fd) in inodes for fd in _fds(proc)):
             cmdline = command_line(int(proc.name)) or "?"
             return f"pid {proc.name} ({cmdline[:120]})"
     return None
+
+
+def _fds(proc: Path) -> list[Path]:
+    try:
+        return list((proc / "fd").iterdir())
+    except OSError:  # gone, or not ours to read
+        return []
+
+
+def _readlink(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed while we looked
+        return ""
 
 
 def _listening_inodes(port: int) -> set[str]:

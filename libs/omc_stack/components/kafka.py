@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from omc_config import StackSettings
 from omc_stack.components.base import DEPLOY_DIR, Component, NotReady
 
 KAFKA_DEPLOY = DEPLOY_DIR / "kafka"
@@ -24,6 +25,14 @@ _quiet.propagate = False
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, base64url without padding (22 characters)."""
     return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
+def render_config(stack: StackSettings, data_dir: Path) -> str:
+    """deploy/kafka/server.properties with this stack's ports and data directory."""
+    template = Template((KAFKA_DEPLOY / "server.properties").read_text())
+    return template.substitute(
+        port=stack.kafka_port, controller_port=stack.kafka_controller_port, data_dir=data_dir
+    )
 
 
 class Kafka(Component):
@@ -59,15 +68,13 @@ class Kafka(Component):
             what="Apache Kafka jars from Maven Central",
         )
 
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
     def prepare(self) -> None:
-        data = self.dir / "data"
-        template = Template((KAFKA_DEPLOY / "server.properties").read_text())
-        self.config_path.write_text(template.substitute(
-            port=self.settings.stack.kafka_port,
-            controller_port=self.settings.stack.kafka_controller_port,
-            data_dir=data,
-        ))
-        if (data / "meta.properties").is_file():
+        self.config_path.write_text(render_config(self.settings.stack, self.data_dir))
+        if (self.data_dir / "meta.properties").is_file():
             return
         cluster_id_file = self.dir / "cluster.id"
         if not cluster_id_file.is_file():
