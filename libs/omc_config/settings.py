@@ -65,6 +65,7 @@ class Settings:
 
     stack: StackSettings
     kafka_bootstrap: str
+    kafka_replication_factor: int
     mysql: MySQLSettings
     redis_url: str
     chain_rpc_url: str
@@ -102,6 +103,8 @@ class _Reader:
         settings = Settings(
             stack=stack,
             kafka_bootstrap=self.text("OMC_KAFKA_BOOTSTRAP", f"127.0.0.1:{stack.kafka_port}"),
+            kafka_replication_factor=self.number("OMC_KAFKA_REPLICATION_FACTOR", 1, int,
+                                                 minimum=1),
             mysql=MySQLSettings(
                 host=self.text("OMC_MYSQL_HOST", "127.0.0.1"),
                 port=stack.mysql_port,

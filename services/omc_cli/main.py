@@ -6,6 +6,8 @@
     omc stack status [--json] [COMPONENT ...]   exit 3 when a component is not ready
     omc stack logs COMPONENT [-n N] [-f]
     omc test [PYTEST ARGS ...]  bring the stack up, run the test suite against it
+    omc topics apply|list       the topic catalogue (schemas/topics.yaml) on the cluster
+    omc schemas check|generate  the Avro contract: compatibility, generated code and docs
 
 Every `OmcError` is printed as a one-paragraph message on stderr with exit code 1.
 """
@@ -17,10 +19,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from functools import wraps
 
 import click
 
+from omc_cli.contract import schemas, topics
+from omc_cli.friendly import friendly
 from omc_config import Settings
 from omc_config.settings import REPO_ROOT
 from omc_errors import OmcError
@@ -34,30 +37,20 @@ def _stack() -> Stack:
     return Stack(Settings.from_env(), report=lambda line: click.echo(f"  {line}", err=True))
 
 
-def _friendly(command):
-    """Turn an `OmcError` into a message and exit status 1 instead of a traceback."""
-
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except OmcError as error:
-            click.secho(f"error: {error}", fg="red", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """OpenMCP-Chain: LLM agents acting on blockchains, event-sourced on Kafka."""
+
+
+cli.add_command(topics)
+cli.add_command(schemas)
 
 
 # -- the main job -----------------------------------------------------------------------------
 
 
 @cli.command()
-@_friendly
+@friendly
 def up() -> None:
     """Bring up the local stack and print where everything listens."""
     click.echo("Bringing up the local stack (Kafka, MariaDB, Redis, anvil) under .stack/ ...")
@@ -70,7 +63,7 @@ def up() -> None:
 
 
 @cli.command()
-@_friendly
+@friendly
 def down() -> None:
     """Stop everything `omc up` started."""
     _stack().down()
@@ -86,7 +79,7 @@ def stack() -> None:
 
 @stack.command("up")
 @click.argument("components", nargs=-1)
-@_friendly
+@friendly
 def stack_up(components: Sequence[str]) -> None:
     """Start COMPONENTS (default: all) and wait until each answers; fine to run twice."""
     _print_table(_stack().up(components))
@@ -94,7 +87,7 @@ def stack_up(components: Sequence[str]) -> None:
 
 @stack.command("down")
 @click.argument("components", nargs=-1)
-@_friendly
+@friendly
 def stack_down(components: Sequence[str]) -> None:
     """Stop COMPONENTS (default: all) that this stack started."""
     _stack().down(components)
@@ -103,7 +96,7 @@ def stack_down(components: Sequence[str]) -> None:
 @stack.command("status")
 @click.argument("components", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, keyed by component.")
-@_friendly
+@friendly
 def stack_status(components: Sequence[str], as_json: bool) -> None:
     """Whether each component runs and answers, and where. Exit 3 if any is not ready."""
     statuses = _stack().status(components)
@@ -119,7 +112,7 @@ def stack_status(components: Sequence[str], as_json: bool) -> None:
 @click.argument("component")
 @click.option("-n", "--lines", default=50, show_default=True, help="How many lines to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
-@_friendly
+@friendly
 def stack_logs(component: str, lines: int, follow: bool) -> None:
     """Print the end of COMPONENT's log."""
     (selected,) = _stack().select([component])
@@ -142,7 +135,7 @@ def stack_logs(component: str, lines: int, follow: bool) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-@_friendly
+@friendly
 def test(pytest_args: Sequence[str]) -> None:
     """Bring the stack up, then run pytest (extra arguments go to pytest)."""
     _stack().up()

@@ -1,0 +1,1 @@
+"""Kafka adapters: producer and consumer of contract records, dead letters, topic catalogue."""
