@@ -1,0 +1,1 @@
+"""The event contract: envelope, records, codec, topic catalogue."""
