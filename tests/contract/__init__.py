@@ -1,0 +1,1 @@
+"""Contract tests: the event schemas, the topic catalogue and their generated documentation."""
