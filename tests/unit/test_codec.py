@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
 
 import pytest
@@ -51,7 +52,8 @@ def test_value_is_the_confluent_wire_format_with_the_subjects_id(codec) -> None:
 
 
 def test_a_record_not_allowed_on_a_topic_is_refused(codec) -> None:
-    with pytest.raises(NotOnTopic, match="omc.tx.TxSigned is not allowed on omc.task.events.v1"):
+    refusal = re.escape("omc.tx.TxSigned is not allowed on omc.task.events.v1")
+    with pytest.raises(NotOnTopic, match=refusal):
         codec.encode("omc.task.events.v1", sample(SCHEMAS.set, "omc.tx.TxSigned"))
 
 
@@ -91,5 +93,5 @@ def test_an_unknown_schema_id_is_reported_as_such(codec) -> None:
 def test_a_known_id_with_bytes_that_do_not_decode_is_undecodable(codec) -> None:
     value = codec.encode("omc.task.events.v1", sample(SCHEMAS.set, "omc.task.TaskSubmitted"))
 
-    with pytest.raises(Undecodable, match="do not decode as omc.task.TaskSubmitted"):
+    with pytest.raises(Undecodable, match=re.escape("do not decode as omc.task.TaskSubmitted")):
         codec.decode(value[:5] + b"\xff\xff\xff")
