@@ -24,16 +24,17 @@ def _now() -> datetime:
 class DeadLetters:
     """Writes dead letters for one consumer group."""
 
-    def __init__(self, producer: EventProducer, group: str,
+    def __init__(self, producer: EventProducer, group: str, *, topic: str = TOPIC,
                  clock: Callable[[], datetime] = _now) -> None:
         self.producer = producer
         self.group = group
+        self.topic = topic
         self.clock = clock
 
     def send(self, message: Message, error: BaseException, attempts: int = 1) -> DeadLetter:
         """Record `message` as dead with `error`, and wait until Kafka has it."""
         letter = self.letter(message, error, attempts)
-        self.producer.send(TOPIC, letter, key=message.key())
+        self.producer.send(self.topic, letter, key=message.key())
         self.producer.flush()
         return letter
 
