@@ -78,3 +78,12 @@ def test_kafka_image_is_the_release_the_local_stack_pins() -> None:
 
     version = kafka.findtext("m:version", namespaces=ns)
     assert SERVICES["kafka"]["image"] == f"apache/kafka:{version}"
+
+
+def test_registry_waits_for_kafka_and_reaches_it_on_the_internal_listener() -> None:
+    registry = SERVICES["registry"]
+    listeners = SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+
+    assert registry["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert f"INTERNAL://{registry['environment']['OMC_KAFKA_BOOTSTRAP']}" in listeners
+    assert "python -m omc_registry" in " ".join(registry["command"])
