@@ -1,38 +1,19 @@
-"""Avro encoding of records with fastavro: parsed schemas, the project's value checks, and
-errors that name the offending field.
-
-The project's logical types annotate strings (any Avro tool reads them as plain strings):
-
-    omc-address   "0x" + 40 hex digits (an EVM address)
-    omc-hash32    "0x" + 64 lowercase hex digits
-    omc-hex       "0x" + an even number of lowercase hex digits
-    omc-wei       a non-negative integer in decimal digits (amounts, never floats)
-    omc-decimal   a non-negative decimal number in digits, e.g. "0.000125"
-
-They are checked whenever a record is written, so a malformed value never reaches the log.
-"""
+"""Avro encoding of records with fastavro: parsed schemas, and errors that name the
+offending field. The project's string formats are in `values`."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import re
 from collections.abc import Callable
 from typing import Any
 
 import fastavro
-import fastavro.write
 
 from omc_errors import OmcError
 from omc_events.record import Record
 from omc_events.schemas import SchemaSet
-
-PATTERNS: dict[str, re.Pattern[str]] = {
-    "omc-address": re.compile(r"0x[0-9a-fA-F]{40}"),
-    "omc-hash32": re.compile(r"0x[0-9a-f]{64}"),
-    "omc-hex": re.compile(r"0x(?:[0-9a-f]{2})*"),
-    "omc-wei": re.compile(r"0|[1-9][0-9]*"),
-    "omc-decimal": re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"),
-}
+from omc_events.values import PATTERNS
 
 
 class RecordInvalid(OmcError):
@@ -43,34 +24,12 @@ class RecordInvalid(OmcError):
         super().__init__(f"{record}: field {field!r} {problem}")
 
 
-class BadValue(ValueError):
-    """Raised inside fastavro by a logical-type check (translated to `RecordInvalid`)."""
-
-
-def _checker(logical: str) -> Callable[[Any, Any], Any]:
-    pattern = PATTERNS[logical]
-
-    def check(value: Any, _schema: Any) -> Any:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise BadValue(f"{value!r} is not a valid {logical}")
-        return value
-
-    return check
-
-
-def install_logical_types() -> None:
-    """Teach fastavro's writer the project's string checks (idempotent)."""
-    for logical in PATTERNS:
-        fastavro.write.LOGICAL_WRITERS[f"string-{logical}"] = _checker(logical)
-
-
 class Schemas:
     """Parsed, self-contained schemas by full record name, cached."""
 
     def __init__(self, schema_set: SchemaSet | None = None) -> None:
         self.set = schema_set or SchemaSet.load()
         self._parsed: dict[str, Any] = {}
-        install_logical_types()
 
     def parsed(self, name: str) -> Any:
         """The fastavro-parsed standalone schema of `name`."""
@@ -79,22 +38,52 @@ class Schemas:
             parsed = self._parsed[name] = fastavro.parse_schema(self.set.standalone(name))
         return parsed
 
-    def encode(self, record: Record) -> bytes:
-        """Avro binary body of `record` (no framing); `RecordInvalid` names a bad field."""
-        return self.encode_datum(record.SCHEMA, record.to_avro())
+    def parsed_for_reading(self, name: str) -> Any:
+        """`parsed(name)` without uuid annotations: ids are read as the strings they are
+        (the annotation only changes fastavro's Python type; the bytes are the same)."""
+        key = f"read:{name}"
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            parsed = self._parsed[key] = for_reading(self.set.standalone(name))
+        return parsed
 
-    def encode_datum(self, name: str, datum: dict[str, Any]) -> bytes:
+    def encode(self, record: Record, prefix: bytes = b"") -> bytes:
+        """`prefix` followed by the Avro binary body of `record`; `RecordInvalid` names a
+        bad field."""
+        name = record.SCHEMA
         buffer = io.BytesIO()
+        buffer.write(prefix)
         try:
-            fastavro.schemaless_writer(buffer, self.parsed(name), datum)
+            fastavro.schemaless_writer(buffer, self.parsed(name), record.to_avro())
         except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as error:
-            raise explain(self.set.standalone(name), datum, name, error) from error
+            plain = dataclasses.asdict(record)  # type: ignore[call-overload]
+            raise explain(self.set.standalone(name), plain, name, error) from error
         return buffer.getvalue()
 
-    def decode(self, name: str, body: bytes, writer: Any | None = None) -> dict[str, Any]:
-        """Read an Avro body written with `writer` (default: this record's schema)."""
-        reader = self.parsed(name)
-        return fastavro.schemaless_reader(io.BytesIO(body), writer or reader, reader)
+    def decode(self, name: str, body: bytes, writer: Any | None = None, *,
+               offset: int = 0) -> dict[str, Any]:
+        """Read the Avro body starting at `offset`, written with `writer` (a `for_reading`
+        schema; default: this build's schema of `name`)."""
+        reader = self.parsed_for_reading(name)
+        stream = io.BytesIO(body)
+        stream.seek(offset)
+        return fastavro.schemaless_reader(stream, writer or reader, reader)
+
+
+def for_reading(schema: Any) -> Any:
+    """`schema` parsed with its uuid logical types removed."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, list):
+            return [strip(branch) for branch in node]
+        if not isinstance(node, dict):
+            return node
+        if node.get("logicalType") == "uuid":
+            return {k: v for k, v in node.items() if k != "logicalType"}
+        return {k: strip(v) if k in ("type", "items", "values", "fields") else v
+                for k, v in node.items()}
+
+    return fastavro.parse_schema(strip(schema))
 
 
 def explain(schema: dict[str, Any], datum: Any, name: str, error: Exception) -> RecordInvalid:

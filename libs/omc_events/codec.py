@@ -25,12 +25,11 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from omc_errors import OmcError
-from omc_events.avro import RecordInvalid, Schemas
+from omc_events.avro import RecordInvalid, Schemas, for_reading
 from omc_events.catalogue import Catalogue
 from omc_events.record import Record
 from omc_events.records import RECORDS
@@ -73,17 +72,17 @@ class Codec:
         self.registry = registry
         self.schemas = schemas or Schemas()
         self.catalogue = catalogue or Catalogue.load()
-        self._ids: dict[tuple[str, str], int] = {}
+        self._prefixes: dict[tuple[str, str], bytes] = {}
         self._writers: dict[int, WriterSchema] = {}
 
     # -- encode -----------------------------------------------------------------------------
 
     def encode(self, topic: str, record: Record) -> bytes:
         """The message value of `record` on `topic`. Raises `CodecError` subclasses."""
-        schema_id = self._ids.get((topic, record.SCHEMA)) or self._lookup(topic, record.SCHEMA)
-        return _HEADER.pack(MAGIC, schema_id) + self.schemas.encode(record)
+        prefix = self._prefixes.get((topic, record.SCHEMA)) or self._lookup(topic, record.SCHEMA)
+        return self.schemas.encode(record, prefix)
 
-    def _lookup(self, topic: str, name: str) -> int:
+    def _lookup(self, topic: str, name: str) -> bytes:
         if name not in self.catalogue[topic].records:
             raise NotOnTopic(f"{name} is not allowed on {topic} (see schemas/topics.yaml)")
         subject = self.catalogue[topic].subject(name)
@@ -95,23 +94,23 @@ class Codec:
                 f"the registry does not hold this build's {name} under {subject} "
                 f"({error.error_message}); is the registry up and preloaded from schemas/?"
             ) from error
-        self._ids[(topic, name)] = registered.schema_id
         self._writers.setdefault(registered.schema_id,
                                  WriterSchema(name, self.schemas.set.standalone(name)))
-        return registered.schema_id
+        prefix = self._prefixes[(topic, name)] = _HEADER.pack(MAGIC, registered.schema_id)
+        return prefix
 
     # -- decode -----------------------------------------------------------------------------
 
     def decode(self, value: bytes | None) -> Record:
         """The record in a message value. Raises `UnknownSchema` or `Undecodable`."""
-        schema_id, body = split(value)
+        schema_id = schema_id_of(value)
         writer = self.writer(schema_id)
         cls = RECORDS.get(writer.name)
         if cls is None:
             raise Undecodable(f"schema id {schema_id} is {writer.name}, which this build "
                               "does not know")
         try:
-            datum = self.schemas.decode(writer.name, body, writer.parsed)
+            datum = self.schemas.decode(writer.name, value, writer.parsed, offset=_HEADER.size)
             return cls.from_avro(datum)
         except (ValueError, EOFError, IndexError, KeyError, TypeError,
                 UnicodeDecodeError) as error:
@@ -133,20 +132,25 @@ class Codec:
             schema = json.loads(registered.schema_str)
             name = f"{schema.get('namespace', '')}.{schema.get('name', '')}".lstrip(".")
             ours = self.schemas.set.named.get(name) and self.schemas.set.standalone(name)
-            parsed = None if schema == ours else fastavro.parse_schema(schema)
+            parsed = None if schema == ours else for_reading(schema)
             found = self._writers[schema_id] = WriterSchema(name, schema, parsed)
         return found
 
 
-def split(value: bytes | None) -> tuple[int, bytes]:
-    """(schema id, Avro body) of a wire-format value. Raises `Undecodable`."""
+def schema_id_of(value: bytes | None) -> int:
+    """The schema id of a wire-format value. Raises `Undecodable`."""
     if not value or len(value) < _HEADER.size:
         raise Undecodable(f"{len(value or b'')} bytes: too short for the wire format")
     magic, schema_id = _HEADER.unpack_from(value)
     if magic != MAGIC:
         raise Undecodable(f"magic byte is {magic}, not {MAGIC}: not the Confluent wire format")
-    return schema_id, value[_HEADER.size:]
+    return schema_id
+
+
+def split(value: bytes | None) -> tuple[int, bytes]:
+    """(schema id, Avro body) of a wire-format value. Raises `Undecodable`."""
+    return schema_id_of(value), value[_HEADER.size:]  # type: ignore[index]
 
 
 __all__ = ["Codec", "CodecError", "NotOnTopic", "RecordInvalid", "Undecodable",
-           "UnknownSchema", "split"]
+           "UnknownSchema", "schema_id_of", "split"]

@@ -38,7 +38,13 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from omc_events.record import Record
+from omc_events.values import CHECKS, bad
+
+_ADDRESS, _HASH32, _HEX = CHECKS["omc-address"], CHECKS["omc-hash32"], CHECKS["omc-hex"]
+_WEI, _DECIMAL = CHECKS["omc-wei"], CHECKS["omc-decimal"]
 '''
+CHECK_ALIASES = {"omc-address": "_ADDRESS", "omc-hash32": "_HASH32", "omc-hex": "_HEX",
+                 "omc-wei": "_WEI", "omc-decimal": "_DECIMAL"}
 
 
 class _Writer:
@@ -115,20 +121,42 @@ class _Writer:
             f'    SCHEMA: ClassVar[str] = "{full}"',
             "",
         ]
-        to_avro, from_avro = [], []
+        to_avro, from_avro, checks = [], [], []
         for field in schema["fields"]:
             attr = _attr(field["name"])
             annotation, nullable = self._annotation(field["type"])
             default = " = None" if nullable and field.get("default", "x") is None else ""
             lines.append(f"    {attr}: {annotation}{default}")
             key = field["name"]
+            checks += self._checks(field["type"], f"self.{attr}", name, key)
             to_avro.append(f'"{key}": {self._out(field["type"], f"self.{attr}")}')
             from_avro.append(f'{attr}={self._in(field["type"], f"d[{key!r}]")}')
-        lines += ["", "    def to_avro(self) -> dict[str, Any]:",
+        lines += ["", "    def to_avro(self) -> dict[str, Any]:", *checks,
                   "        return {" + ", ".join(to_avro) + "}", "",
                   "    @classmethod", f"    def from_avro(cls, d: dict[str, Any]) -> {name}:",
                   "        return cls(" + ", ".join(from_avro) + ")"]
         return "\n".join(lines) + "\n"
+
+    def _checks(self, node: Any, value: str, record: str, field: str) -> list[str]:
+        """Lines of to_avro() that refuse a value not in its field's string format."""
+        nullable = isinstance(node, list) and "null" in node
+        inner = next((b for b in node if b != "null"), None) if isinstance(node, list) else node
+        if not isinstance(inner, dict):
+            return []
+        failed = f"bad({record!r}, {field!r}, {{logical!r}})"
+        if inner.get("type") == "array" and isinstance(inner["items"], dict):
+            logical = inner["items"].get("logicalType")
+            if logical in CHECK_ALIASES:
+                test = f"not all(map({CHECK_ALIASES[logical]}, {value}))"
+                return [f"        if {test}:", f"            {failed.format(logical=logical)}"]
+            return []
+        logical = inner.get("logicalType")
+        if logical not in CHECK_ALIASES:
+            return []
+        test = f"not {CHECK_ALIASES[logical]}({value})"
+        if nullable:
+            test = f"{value} is not None and {test}"
+        return [f"        if {test}:", f"            {failed.format(logical=logical)}"]
 
     def _annotation(self, node: Any) -> tuple[str, bool]:
         branches = node if isinstance(node, list) else [node]

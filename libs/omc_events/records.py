@@ -11,6 +11,10 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from omc_events.record import Record
+from omc_events.values import CHECKS, bad
+
+_ADDRESS, _HASH32, _HEX = CHECKS["omc-address"], CHECKS["omc-hash32"], CHECKS["omc-hex"]
+_WEI, _DECIMAL = CHECKS["omc-wei"], CHECKS["omc-decimal"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +67,22 @@ class Policy(Record):
     max_inferences_per_task: int
 
     def to_avro(self) -> dict[str, Any]:
+        if not all(map(_ADDRESS, self.allowed_contracts)):
+            bad('Policy', 'allowed_contracts', 'omc-address')
+        if not all(map(_HEX, self.allowed_selectors)):
+            bad('Policy', 'allowed_selectors', 'omc-hex')
+        if not all(map(_ADDRESS, self.allowed_recipients)):
+            bad('Policy', 'allowed_recipients', 'omc-address')
+        if not all(map(_ADDRESS, self.deny_addresses)):
+            bad('Policy', 'deny_addresses', 'omc-address')
+        if not _WEI(self.max_value_wei):
+            bad('Policy', 'max_value_wei', 'omc-wei')
+        if not _WEI(self.budget_wei):
+            bad('Policy', 'budget_wei', 'omc-wei')
+        if not _WEI(self.max_fee_per_gas_wei):
+            bad('Policy', 'max_fee_per_gas_wei', 'omc-wei')
+        if not _WEI(self.approval_threshold_wei):
+            bad('Policy', 'approval_threshold_wei', 'omc-wei')
         return {"version": self.version, "allowed_chain_ids": list(self.allowed_chain_ids), "allowed_contracts": list(self.allowed_contracts), "allowed_selectors": list(self.allowed_selectors), "allowed_recipients": list(self.allowed_recipients), "deny_addresses": list(self.deny_addresses), "max_value_wei": self.max_value_wei, "budget_wei": self.budget_wei, "budget_window_seconds": self.budget_window_seconds, "max_fee_per_gas_wei": self.max_fee_per_gas_wei, "approval_threshold_wei": self.approval_threshold_wei, "max_inferences_per_task": self.max_inferences_per_task}
 
     @classmethod
@@ -86,6 +106,8 @@ class AgentRegistered(Record):
     policy: Policy
 
     def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.signer_address):
+            bad('AgentRegistered', 'signer_address', 'omc-address')
         return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "name": self.name, "description": self.description, "signer_address": self.signer_address, "model": self.model, "parameters_json": self.parameters_json, "policy": self.policy.to_avro()}
 
     @classmethod
@@ -111,6 +133,12 @@ class BudgetExceeded(Record):
     policy_version: int
 
     def to_avro(self) -> dict[str, Any]:
+        if not _WEI(self.amount_wei):
+            bad('BudgetExceeded', 'amount_wei', 'omc-wei')
+        if not _WEI(self.reserved_total_wei):
+            bad('BudgetExceeded', 'reserved_total_wei', 'omc-wei')
+        if not _WEI(self.budget_wei):
+            bad('BudgetExceeded', 'budget_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "window_start": self.window_start, "window_end": self.window_end, "reserved_total_wei": self.reserved_total_wei, "budget_wei": self.budget_wei, "policy_version": self.policy_version}
 
     @classmethod
@@ -142,6 +170,8 @@ class BudgetReleased(Record):
     reason: BudgetReleaseReason
 
     def to_avro(self) -> dict[str, Any]:
+        if not _WEI(self.amount_wei):
+            bad('BudgetReleased', 'amount_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "reason": self.reason}
 
     @classmethod
@@ -167,6 +197,12 @@ class BudgetReserved(Record):
     policy_version: int
 
     def to_avro(self) -> dict[str, Any]:
+        if not _WEI(self.amount_wei):
+            bad('BudgetReserved', 'amount_wei', 'omc-wei')
+        if not _WEI(self.reserved_total_wei):
+            bad('BudgetReserved', 'reserved_total_wei', 'omc-wei')
+        if not _WEI(self.budget_wei):
+            bad('BudgetReserved', 'budget_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "window_start": self.window_start, "window_end": self.window_end, "reserved_total_wei": self.reserved_total_wei, "budget_wei": self.budget_wei, "policy_version": self.policy_version}
 
     @classmethod
@@ -208,6 +244,12 @@ class BlockObserved(Record):
     base_fee_per_gas_wei: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.hash):
+            bad('BlockObserved', 'hash', 'omc-hash32')
+        if not _HASH32(self.parent_hash):
+            bad('BlockObserved', 'parent_hash', 'omc-hash32')
+        if self.base_fee_per_gas_wei is not None and not _WEI(self.base_fee_per_gas_wei):
+            bad('BlockObserved', 'base_fee_per_gas_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "chain_id": self.chain_id, "number": self.number, "hash": self.hash, "parent_hash": self.parent_hash, "timestamp": self.timestamp, "base_fee_per_gas_wei": self.base_fee_per_gas_wei}
 
     @classmethod
@@ -237,6 +279,16 @@ class ContractEventObserved(Record):
     decoded_json: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.address):
+            bad('ContractEventObserved', 'address', 'omc-address')
+        if not all(map(_HASH32, self.topics)):
+            bad('ContractEventObserved', 'topics', 'omc-hash32')
+        if not _HEX(self.data):
+            bad('ContractEventObserved', 'data', 'omc-hex')
+        if not _HASH32(self.block_hash):
+            bad('ContractEventObserved', 'block_hash', 'omc-hash32')
+        if not _HASH32(self.tx_hash):
+            bad('ContractEventObserved', 'tx_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "chain_id": self.chain_id, "subscription_id": self.subscription_id, "address": self.address, "topics": list(self.topics), "data": self.data, "block_number": self.block_number, "block_hash": self.block_hash, "tx_hash": self.tx_hash, "transaction_index": self.transaction_index, "log_index": self.log_index, "removed": self.removed, "event_signature": self.event_signature, "decoded_json": self.decoded_json}
 
     @classmethod
@@ -262,6 +314,14 @@ class ReorgDetected(Record):
     removed_block_hashes: tuple[str, ...]
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.common_ancestor_hash):
+            bad('ReorgDetected', 'common_ancestor_hash', 'omc-hash32')
+        if not _HASH32(self.old_head_hash):
+            bad('ReorgDetected', 'old_head_hash', 'omc-hash32')
+        if not _HASH32(self.new_head_hash):
+            bad('ReorgDetected', 'new_head_hash', 'omc-hash32')
+        if not all(map(_HASH32, self.removed_block_hashes)):
+            bad('ReorgDetected', 'removed_block_hashes', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "chain_id": self.chain_id, "depth": self.depth, "common_ancestor_number": self.common_ancestor_number, "common_ancestor_hash": self.common_ancestor_hash, "old_head_number": self.old_head_number, "old_head_hash": self.old_head_hash, "new_head_number": self.new_head_number, "new_head_hash": self.new_head_hash, "removed_block_hashes": list(self.removed_block_hashes)}
 
     @classmethod
@@ -354,6 +414,8 @@ class RegisterAgent(Record):
     policy: Policy
 
     def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.signer_address):
+            bad('RegisterAgent', 'signer_address', 'omc-address')
         return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "name": self.name, "description": self.description, "signer_address": self.signer_address, "model": self.model, "parameters_json": self.parameters_json, "policy": self.policy.to_avro()}
 
     @classmethod
@@ -415,6 +477,8 @@ class SubmitTask(Record):
     metadata_json: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if self.max_value_wei is not None and not _WEI(self.max_value_wei):
+            bad('SubmitTask', 'max_value_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "task_id": self.task_id, "agent_id": self.agent_id, "instruction": self.instruction, "chain_id": self.chain_id, "max_value_wei": self.max_value_wei, "deadline": self.deadline, "metadata_json": self.metadata_json}
 
     @classmethod
@@ -484,6 +548,12 @@ class AnchorConfirmed(Record):
     block_hash: str
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.root):
+            bad('AnchorConfirmed', 'root', 'omc-hash32')
+        if not _HASH32(self.tx_hash):
+            bad('AnchorConfirmed', 'tx_hash', 'omc-hash32')
+        if not _HASH32(self.block_hash):
+            bad('AnchorConfirmed', 'block_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "stream_id": self.stream_id, "tree_size": self.tree_size, "root": self.root, "chain_id": self.chain_id, "request_id": self.request_id, "tx_hash": self.tx_hash, "block_number": self.block_number, "block_hash": self.block_hash}
 
     @classmethod
@@ -507,6 +577,12 @@ class AnchorSubmitted(Record):
     tx_hash: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.root):
+            bad('AnchorSubmitted', 'root', 'omc-hash32')
+        if not _ADDRESS(self.anchor_address):
+            bad('AnchorSubmitted', 'anchor_address', 'omc-address')
+        if self.tx_hash is not None and not _HASH32(self.tx_hash):
+            bad('AnchorSubmitted', 'tx_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "stream_id": self.stream_id, "tree_size": self.tree_size, "root": self.root, "chain_id": self.chain_id, "request_id": self.request_id, "anchor_address": self.anchor_address, "tx_hash": self.tx_hash}
 
     @classmethod
@@ -534,6 +610,18 @@ class CheckpointSigned(Record):
     signature: str
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.root):
+            bad('CheckpointSigned', 'root', 'omc-hash32')
+        if self.previous_root is not None and not _HASH32(self.previous_root):
+            bad('CheckpointSigned', 'previous_root', 'omc-hash32')
+        if not all(map(_HASH32, self.consistency_proof)):
+            bad('CheckpointSigned', 'consistency_proof', 'omc-hash32')
+        if not _HASH32(self.digest):
+            bad('CheckpointSigned', 'digest', 'omc-hash32')
+        if not _ADDRESS(self.signer):
+            bad('CheckpointSigned', 'signer', 'omc-address')
+        if not _HEX(self.signature):
+            bad('CheckpointSigned', 'signature', 'omc-hex')
         return {"meta": self.meta.to_avro(), "stream_id": self.stream_id, "tree_size": self.tree_size, "root": self.root, "first_offset": self.first_offset, "last_offset": self.last_offset, "previous_tree_size": self.previous_tree_size, "previous_root": self.previous_root, "consistency_proof": list(self.consistency_proof), "digest": self.digest, "signer": self.signer, "signature": self.signature}
 
     @classmethod
@@ -569,6 +657,12 @@ class Action(Record):
     tool_call_id: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.to):
+            bad('Action', 'to', 'omc-address')
+        if not _WEI(self.value_wei):
+            bad('Action', 'value_wei', 'omc-wei')
+        if not _HEX(self.data):
+            bad('Action', 'data', 'omc-hex')
         return {"action_id": self.action_id, "kind": self.kind, "chain_id": self.chain_id, "to": self.to, "value_wei": self.value_wei, "data": self.data, "function_signature": self.function_signature, "arguments_json": self.arguments_json, "tool_call_id": self.tool_call_id}
 
     @classmethod
@@ -651,6 +745,10 @@ class ApprovalRequested(Record):
     expires_at: datetime | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _WEI(self.value_wei):
+            bad('ApprovalRequested', 'value_wei', 'omc-wei')
+        if not _WEI(self.approval_threshold_wei):
+            bad('ApprovalRequested', 'approval_threshold_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "value_wei": self.value_wei, "approval_threshold_wei": self.approval_threshold_wei, "policy_version": self.policy_version, "reason": self.reason, "expires_at": self.expires_at}
 
     @classmethod
@@ -702,6 +800,16 @@ class InferenceCompleted(Record):
     signature: str
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.prompt_hash):
+            bad('InferenceCompleted', 'prompt_hash', 'omc-hash32')
+        if not _DECIMAL(self.cost_usd):
+            bad('InferenceCompleted', 'cost_usd', 'omc-decimal')
+        if not _HASH32(self.digest):
+            bad('InferenceCompleted', 'digest', 'omc-hash32')
+        if not _ADDRESS(self.signer):
+            bad('InferenceCompleted', 'signer', 'omc-address')
+        if not _HEX(self.signature):
+            bad('InferenceCompleted', 'signature', 'omc-hex')
         return {"meta": self.meta.to_avro(), "task_id": self.task_id, "inference_id": self.inference_id, "model": self.model, "provider": self.provider, "parameters_json": self.parameters_json, "prompt_hash": self.prompt_hash, "response": self.response, "tool_calls": [x.to_avro() for x in self.tool_calls], "finish_reason": self.finish_reason, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "cost_usd": self.cost_usd, "latency_ms": self.latency_ms, "cache_hit": self.cache_hit, "digest": self.digest, "signer": self.signer, "signature": self.signature}
 
     @classmethod
@@ -750,6 +858,8 @@ class InferenceRequested(Record):
     tools: tuple[str, ...]
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.prompt_hash):
+            bad('InferenceRequested', 'prompt_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "task_id": self.task_id, "inference_id": self.inference_id, "step": self.step, "model": self.model, "parameters_json": self.parameters_json, "prompt_template": self.prompt_template, "prompt_hash": self.prompt_hash, "prompt": self.prompt, "tools": list(self.tools)}
 
     @classmethod
@@ -839,6 +949,10 @@ class TaskCompleted(Record):
     total_cost_usd: str
 
     def to_avro(self) -> dict[str, Any]:
+        if not all(map(_HASH32, self.tx_hashes)):
+            bad('TaskCompleted', 'tx_hashes', 'omc-hash32')
+        if not _DECIMAL(self.total_cost_usd):
+            bad('TaskCompleted', 'total_cost_usd', 'omc-decimal')
         return {"meta": self.meta.to_avro(), "task_id": self.task_id, "summary": self.summary, "tx_hashes": list(self.tx_hashes), "inference_count": self.inference_count, "total_cost_usd": self.total_cost_usd}
 
     @classmethod
@@ -897,6 +1011,8 @@ class TaskSubmitted(Record):
     submitted_by: str
 
     def to_avro(self) -> dict[str, Any]:
+        if self.max_value_wei is not None and not _WEI(self.max_value_wei):
+            bad('TaskSubmitted', 'max_value_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "task_id": self.task_id, "agent_id": self.agent_id, "instruction": self.instruction, "chain_id": self.chain_id, "max_value_wei": self.max_value_wei, "deadline": self.deadline, "metadata_json": self.metadata_json, "submitted_by": self.submitted_by}
 
     @classmethod
@@ -920,6 +1036,8 @@ class ToolResultRecorded(Record):
     tx_hash: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if self.tx_hash is not None and not _HASH32(self.tx_hash):
+            bad('ToolResultRecorded', 'tx_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "tool_call_id": self.tool_call_id, "ok": self.ok, "result_json": self.result_json, "block_number": self.block_number, "tx_hash": self.tx_hash}
 
     @classmethod
@@ -949,6 +1067,8 @@ class TxBroadcast(Record):
     already_known: bool
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.tx_hash):
+            bad('TxBroadcast', 'tx_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "tx_hash": self.tx_hash, "rpc_endpoint": self.rpc_endpoint, "attempt": self.attempt, "already_known": self.already_known}
 
     @classmethod
@@ -970,6 +1090,10 @@ class TxConfirmed(Record):
     confirmations: int
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.tx_hash):
+            bad('TxConfirmed', 'tx_hash', 'omc-hash32')
+        if not _HASH32(self.block_hash):
+            bad('TxConfirmed', 'block_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "tx_hash": self.tx_hash, "block_number": self.block_number, "block_hash": self.block_hash, "confirmations": self.confirmations}
 
     @classmethod
@@ -1003,6 +1127,8 @@ class TxFailed(Record):
     detail: str
 
     def to_avro(self) -> dict[str, Any]:
+        if self.tx_hash is not None and not _HASH32(self.tx_hash):
+            bad('TxFailed', 'tx_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "tx_hash": self.tx_hash, "nonce": self.nonce, "code": self.code, "detail": self.detail}
 
     @classmethod
@@ -1028,6 +1154,14 @@ class TxIncluded(Record):
     contract_address: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.tx_hash):
+            bad('TxIncluded', 'tx_hash', 'omc-hash32')
+        if not _HASH32(self.block_hash):
+            bad('TxIncluded', 'block_hash', 'omc-hash32')
+        if not _WEI(self.effective_gas_price_wei):
+            bad('TxIncluded', 'effective_gas_price_wei', 'omc-wei')
+        if self.contract_address is not None and not _ADDRESS(self.contract_address):
+            bad('TxIncluded', 'contract_address', 'omc-address')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "tx_hash": self.tx_hash, "block_number": self.block_number, "block_hash": self.block_hash, "transaction_index": self.transaction_index, "gas_used": self.gas_used, "effective_gas_price_wei": self.effective_gas_price_wei, "status_ok": self.status_ok, "contract_address": self.contract_address}
 
     @classmethod
@@ -1057,6 +1191,10 @@ class TxReorged(Record):
     old_block_hash: str
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.tx_hash):
+            bad('TxReorged', 'tx_hash', 'omc-hash32')
+        if not _HASH32(self.old_block_hash):
+            bad('TxReorged', 'old_block_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "tx_hash": self.tx_hash, "old_block_number": self.old_block_number, "old_block_hash": self.old_block_hash}
 
     @classmethod
@@ -1078,6 +1216,10 @@ class TxReplaced(Record):
     reason: ReplaceReason
 
     def to_avro(self) -> dict[str, Any]:
+        if not _HASH32(self.old_tx_hash):
+            bad('TxReplaced', 'old_tx_hash', 'omc-hash32')
+        if not _HASH32(self.new_tx_hash):
+            bad('TxReplaced', 'new_tx_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "old_tx_hash": self.old_tx_hash, "new_tx_hash": self.new_tx_hash, "nonce": self.nonce, "reason": self.reason}
 
     @classmethod
@@ -1106,6 +1248,16 @@ class TxRequested(Record):
     cancels_request_id: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.sender):
+            bad('TxRequested', 'sender', 'omc-address')
+        if not _ADDRESS(self.to):
+            bad('TxRequested', 'to', 'omc-address')
+        if not _WEI(self.value_wei):
+            bad('TxRequested', 'value_wei', 'omc-wei')
+        if not _HEX(self.data):
+            bad('TxRequested', 'data', 'omc-hex')
+        if not _WEI(self.max_fee_per_gas_cap_wei):
+            bad('TxRequested', 'max_fee_per_gas_cap_wei', 'omc-wei')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "task_id": self.task_id, "action_id": self.action_id, "purpose": self.purpose, "chain_id": self.chain_id, "sender": self.sender, "to": self.to, "value_wei": self.value_wei, "data": self.data, "gas_limit": self.gas_limit, "max_fee_per_gas_cap_wei": self.max_fee_per_gas_cap_wei, "cancels_request_id": self.cancels_request_id}
 
     @classmethod
@@ -1132,6 +1284,18 @@ class TxSigned(Record):
     replaces_tx_hash: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.sender):
+            bad('TxSigned', 'sender', 'omc-address')
+        if not _HASH32(self.tx_hash):
+            bad('TxSigned', 'tx_hash', 'omc-hash32')
+        if not _HEX(self.raw_tx):
+            bad('TxSigned', 'raw_tx', 'omc-hex')
+        if not _WEI(self.max_fee_per_gas_wei):
+            bad('TxSigned', 'max_fee_per_gas_wei', 'omc-wei')
+        if not _WEI(self.max_priority_fee_per_gas_wei):
+            bad('TxSigned', 'max_priority_fee_per_gas_wei', 'omc-wei')
+        if self.replaces_tx_hash is not None and not _HASH32(self.replaces_tx_hash):
+            bad('TxSigned', 'replaces_tx_hash', 'omc-hash32')
         return {"meta": self.meta.to_avro(), "request_id": self.request_id, "chain_id": self.chain_id, "sender": self.sender, "nonce": self.nonce, "tx_hash": self.tx_hash, "raw_tx": self.raw_tx, "gas_limit": self.gas_limit, "max_fee_per_gas_wei": self.max_fee_per_gas_wei, "max_priority_fee_per_gas_wei": self.max_priority_fee_per_gas_wei, "replaces_tx_hash": self.replaces_tx_hash}
 
     @classmethod
