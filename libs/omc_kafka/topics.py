@@ -53,7 +53,8 @@ def apply(admin: AdminClient, catalogue: Catalogue, replication_factor: int) -> 
     missing = [topic for topic in catalogue if topic.name not in existing]
     if missing:
         _create(admin, missing, replication_factor)
-        report.created += [f"{t.name} ({t.partitions} partitions)" for t in missing]
+        report.created += [f"{t.name} ({t.partitions} partition{'s' * (t.partitions != 1)})"
+                           for t in missing]
     for topic in catalogue:
         if topic.name in existing:
             _compare(admin, topic, len(existing[topic.name].partitions), replication_factor,

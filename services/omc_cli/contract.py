@@ -21,13 +21,17 @@ def topics() -> None:
     """The topics of the log (schemas/topics.yaml)."""
 
 
+def apply_topics(settings: Settings) -> topic_admin.TopicsReport:
+    """Make the cluster's topics match the catalogue (see `omc_kafka.topics.apply`)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    return topic_admin.apply(admin, Catalogue.load(), settings.kafka_replication_factor)
+
+
 @topics.command("apply")
 @friendly
 def topics_apply() -> None:
-    """Create missing topics, align their configs, report partition drift."""
-    settings = Settings.from_env()
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    report = topic_admin.apply(admin, Catalogue.load(), settings.kafka_replication_factor)
+    """Create missing topics, align their configs, report partition drift (exit 2)."""
+    report = apply_topics(Settings.from_env())
     for line in report.lines():
         click.echo(line)
     if report.drift:

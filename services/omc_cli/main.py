@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import click
 
-from omc_cli.contract import schemas, topics
+from omc_cli.contract import apply_topics, schemas, topics
 from omc_cli.friendly import friendly
 from omc_config import Settings
 from omc_config.settings import REPO_ROOT
@@ -52,13 +52,16 @@ cli.add_command(schemas)
 @cli.command()
 @friendly
 def up() -> None:
-    """Bring up the local stack and print where everything listens."""
-    click.echo("Bringing up the local stack (Kafka, MariaDB, Redis, anvil) under .stack/ ...")
+    """Bring up the local stack, declare the log's topics, print where everything listens."""
+    click.echo("Bringing up the local stack under .stack/ ...")
     stack = _stack()
     started = time.monotonic()
     statuses = stack.up()
     click.echo(f"\nUp in {time.monotonic() - started:.1f}s.\n")
     _print_table(statuses)
+    click.echo("\nTopics of the log (schemas/topics.yaml):")
+    for line in apply_topics(stack.settings).lines():
+        click.echo(f"  {line}")
     click.echo("\nStop it with `.venv/bin/omc down`; see it with `.venv/bin/omc stack status`.")
 
 
