@@ -206,6 +206,8 @@ class KafkaLog:
         try:
             key = json.loads(message.key())
             value = None if message.value() is None else json.loads(message.value())
+            if not isinstance(key, dict) or not isinstance(value, dict | None):
+                raise ValueError("key and value must be JSON objects")
         except (TypeError, ValueError) as error:
             raise RegistryStartFailed(
                 f"{self.topic} offset {message.offset()} is not a registry record ({error}); "

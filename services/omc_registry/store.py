@@ -23,6 +23,7 @@ from omc_registry.errors import (
     IncompatibleSchema,
     InvalidLevel,
     InvalidVersion,
+    RegistryError,
     RegistryStartFailed,
     SchemaNotFound,
     SubjectLevelNotFound,
@@ -125,7 +126,7 @@ class SchemaStore:
                 self._levels[key.get("subject")] = parse_level(value["compatibilityLevel"])
             else:
                 log.warning("ignored a record of unknown kind %s", key)
-        except (KeyError, TypeError, ValueError, InvalidLevel) as error:
+        except (KeyError, TypeError, ValueError, RegistryError) as error:
             raise RegistryStartFailed(
                 f"the registry log holds a record it cannot read: {key} -> {value} ({error})"
             ) from error
