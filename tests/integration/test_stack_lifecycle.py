@@ -167,12 +167,13 @@ def test_status_json_reports_every_component_of_the_running_stack(stack, setting
 
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
-    assert set(status) == {"kafka", "mariadb", "redis", "anvil"}
+    assert set(status) == {"kafka", "registry", "mariadb", "redis", "anvil"}
     assert all(component["running"] and component["ready"] for component in status.values())
     assert status["kafka"]["bootstrap"] == settings.kafka_bootstrap
     assert (status["mariadb"]["host"], status["mariadb"]["port"]) == ("127.0.0.1", 13306)
     assert status["redis"]["url"] == settings.redis_url
     assert status["anvil"]["url"] == settings.chain_rpc_url
+    assert status["registry"]["url"] == settings.schema_registry_url
 
 
 def test_status_of_a_stopped_stack_says_not_running_and_exits_3(private_env) -> None:
