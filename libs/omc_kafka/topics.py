@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -51,28 +51,33 @@ def apply(admin: AdminClient, catalogue: Catalogue, replication_factor: int) -> 
     report = TopicsReport()
     existing = admin.list_topics(timeout=TIMEOUT).topics
     missing = [topic for topic in catalogue if topic.name not in existing]
-    if missing:
-        _create(admin, missing, replication_factor)
-        report.created += [f"{t.name} ({t.partitions} partition{'s' * (t.partitions != 1)})"
-                           for t in missing]
+    created = _create(admin, missing, replication_factor) if missing else set()
+    report.created += [f"{t.name} ({t.partitions} partition{'s' * (t.partitions != 1)})"
+                       for t in missing if t.name in created]
     for topic in catalogue:
-        if topic.name in existing:
-            _compare(admin, topic, len(existing[topic.name].partitions), replication_factor,
-                     report)
+        if topic.name not in created:
+            partitions = len(admin.list_topics(topic.name, timeout=TIMEOUT)
+                             .topics[topic.name].partitions)
+            _compare(admin, topic, partitions, replication_factor, report)
     return report
 
 
-def _create(admin: AdminClient, topics: list[Topic], replication_factor: int) -> None:
+def _create(admin: AdminClient, topics: list[Topic], replication_factor: int) -> set[str]:
+    """Create `topics`; the names created (one made meanwhile by someone else is not)."""
     futures = admin.create_topics([
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor,
                  config=t.configs(replication_factor))
         for t in topics
     ])
+    created = set()
     for name, future in futures.items():
         try:
             future.result(timeout=TIMEOUT)
+            created.add(name)
         except KafkaException as error:
-            raise TopicsError(f"could not create {name}: {error.args[0].str()}") from error
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicsError(f"could not create {name}: {error.args[0].str()}") from error
+    return created
 
 
 def _compare(admin: AdminClient, topic: Topic, partitions: int, replication_factor: int,

@@ -1,4 +1,4 @@
-"""The local stack (Kafka, MariaDB, Redis, anvil) run as plain processes under `.stack/`."""
+"""The local stack (Kafka, schema registry, MariaDB, Redis, anvil), as plain processes."""
 
 from omc_stack.stack import ComponentStatus, Stack
 

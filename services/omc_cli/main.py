@@ -77,7 +77,7 @@ def down() -> None:
 
 @cli.group()
 def stack() -> None:
-    """Control the local stack (Kafka, MariaDB, Redis, anvil) under .stack/."""
+    """Control the local stack (Kafka, schema registry, MariaDB, Redis, anvil) under .stack/."""
 
 
 @stack.command("up")
