@@ -7,8 +7,12 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    topic_record_subject_name_strategy,
+)
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from omc_config import Settings
@@ -100,6 +104,19 @@ def test_any_confluent_client_reads_our_values(settings, log, registry) -> None:
 
     assert plain["meta"]["hash"] == event.meta.hash
     assert plain["instruction"] == event.instruction
+
+
+def test_we_read_values_any_confluent_client_writes(log, registry) -> None:
+    events_topic, _, codec = log
+    event = _chain("task-f", 1)[0]
+    serializer = AvroSerializer(registry, SCHEMAS.set.standalone_json(event.SCHEMA), conf={
+        "auto.register.schemas": False,
+        "subject.name.strategy": topic_record_subject_name_strategy,
+    })
+
+    value = serializer(event.to_avro(), SerializationContext(events_topic, MessageField.VALUE))
+
+    assert codec.decode(value) == event
 
 
 def test_the_chain_verifies_on_what_kafka_returns(settings, log) -> None:
