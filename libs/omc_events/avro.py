@@ -67,7 +67,9 @@ class Schemas:
         reader = self.parsed_for_reading(name)
         stream = io.BytesIO(body)
         stream.seek(offset)
-        return fastavro.schemaless_reader(stream, writer or reader, reader)
+        if writer is None:  # written with this very schema: nothing to resolve
+            return fastavro.schemaless_reader(stream, reader, None)
+        return fastavro.schemaless_reader(stream, writer, reader)
 
 
 def for_reading(schema: Any) -> Any:
