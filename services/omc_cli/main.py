@@ -14,6 +14,8 @@ Every `OmcError` is printed as a one-paragraph message on stderr with exit code 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -42,8 +44,15 @@ def cli() -> None:
     """OpenMCP-Chain: LLM agents acting on blockchains, event-sourced on Kafka."""
 
 
+# Command groups living in their own modules; each module exports COMMANDS.
+COMMAND_MODULES = ("omc_cli.db", "omc_cli.keys", "omc_cli.client")
+
 cli.add_command(topics)
 cli.add_command(schemas)
+for _name in COMMAND_MODULES:
+    if importlib.util.find_spec(_name) is not None:  # absent until its feature lands
+        for _command in importlib.import_module(_name).COMMANDS:
+            cli.add_command(_command)
 
 
 # -- the main job -----------------------------------------------------------------------------

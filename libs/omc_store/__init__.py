@@ -1,0 +1,1 @@
+"""Storage adapters: MySQL (connections, versioned migrations) and Redis."""
