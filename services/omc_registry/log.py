@@ -65,13 +65,13 @@ class MemoryLog:
         self.fail_writes = False
 
     async def open(self) -> list[Record]:
-        return [(json.loads(encode(k)), json.loads(encode(v)) if v else None)
+        return [(json.loads(encode(k)), json.loads(encode(v)) if v is not None else None)
                 for k, v in self.records]
 
     async def append(self, key: dict[str, Any], value: dict[str, Any]) -> None:
         if self.fail_writes:
             raise StoreFailed("the in-memory log was told to fail")
-        self.records.append((key, value))
+        self.records.append((json.loads(encode(key)), json.loads(encode(value))))
 
     async def close(self) -> None:
         return None
