@@ -77,7 +77,7 @@ def _schema(body: dict[str, Any]) -> avro.Schema:
 
 def _schema_id(request: Request) -> int:
     text = request.path_params["id"]
-    if not text.isdigit():
+    if not text.isdecimal():
         raise SchemaNotFound(f"Schema {text} not found")
     return int(text)
 

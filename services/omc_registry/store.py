@@ -67,7 +67,7 @@ def parse_version(spec: object) -> int | None:
     text = str(spec)
     if text in ("latest", "-1"):
         return None
-    if text.isdigit() and 1 <= int(text) <= MAX_VERSION:
+    if text.isdecimal() and 1 <= int(text) <= MAX_VERSION:
         return int(text)
     raise InvalidVersion(spec)
 
