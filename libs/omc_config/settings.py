@@ -36,6 +36,9 @@ class StackSettings:
     redis_port: int
     anvil_port: int
     registry_port: int
+    gateway_port: int
+    proj_mysql_metrics_port: int
+    proj_redis_metrics_port: int
     chain_id: int
     block_time: float
     kafka_heap: str
@@ -94,6 +97,9 @@ class _Reader:
             redis_port=self.port("OMC_REDIS_PORT", 16379),
             anvil_port=self.port("OMC_ANVIL_PORT", 18545),
             registry_port=self.port("OMC_REGISTRY_PORT", 18081),
+            gateway_port=self.port("OMC_GATEWAY_PORT", 18080),
+            proj_mysql_metrics_port=self.port("OMC_PROJ_MYSQL_METRICS_PORT", 18091),
+            proj_redis_metrics_port=self.port("OMC_PROJ_REDIS_METRICS_PORT", 18092),
             chain_id=self.number("OMC_CHAIN_ID", 31337, int, minimum=1),
             block_time=self.number("OMC_BLOCK_TIME", 0.0, float, minimum=0),
             kafka_heap=self.heap("OMC_KAFKA_HEAP", "768m"),
@@ -197,6 +203,9 @@ class _Reader:
             "OMC_REDIS_PORT": stack.redis_port,
             "OMC_ANVIL_PORT": stack.anvil_port,
             "OMC_REGISTRY_PORT": stack.registry_port,
+            "OMC_GATEWAY_PORT": stack.gateway_port,
+            "OMC_PROJ_MYSQL_METRICS_PORT": stack.proj_mysql_metrics_port,
+            "OMC_PROJ_REDIS_METRICS_PORT": stack.proj_redis_metrics_port,
         }
         seen: dict[int, str] = {}
         for name, port in names.items():

@@ -67,8 +67,10 @@ def is_owned(pid: int, marker: str) -> bool:
     return marker in cmdline or cwd.startswith(marker)
 
 
-def start(command: Sequence[str], log_path: Path, *, cwd: Path, label: str) -> subprocess.Popen:
-    """Start `command` in its own session, appending stdout and stderr to `log_path`."""
+def start(command: Sequence[str], log_path: Path, *, cwd: Path, label: str,
+          env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `command` in its own session, appending stdout and stderr to `log_path`;
+    `env` adds to the inherited environment."""
     with log_path.open("ab") as log:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         log.write(f"\n{START_BANNER}{label} at {stamp} ===\n".encode())
@@ -80,6 +82,7 @@ def start(command: Sequence[str], log_path: Path, *, cwd: Path, label: str) -> s
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from omc_config import Settings
 from omc_errors import ComponentFailed, PortInUse, StackError
 from omc_stack import process
-from omc_stack.components import COMPONENTS, Component, NotReady
+from omc_stack.components import COMPONENTS, SERVICES, Component, NotReady
 from omc_stack.install import Installer
 
 Report = Callable[[str], None]
@@ -59,11 +59,14 @@ class Stack:
         report: Report = print,
         installer: Installer | None = None,
         components: Iterable[type[Component]] = COMPONENTS,
+        services: Iterable[type[Component]] = SERVICES,
     ) -> None:
         self.settings = settings
         self.report = report
         self.installer = installer or Installer(report)
-        self.components = {cls.name: cls(settings, self.installer) for cls in components}
+        self.infrastructure = [cls.name for cls in components]
+        self.components = {cls.name: cls(settings, self.installer)
+                           for cls in (*components, *services)}
 
     @property
     def marker(self) -> str:
@@ -71,15 +74,20 @@ class Stack:
         return str(self.settings.stack.dir)
 
     def select(self, names: Iterable[str] | None = None) -> list[Component]:
-        """Components by name, in start order; all of them when `names` is empty."""
-        wanted = list(names or [])
+        """Components by name, in start order; the infrastructure when `names` is empty."""
+        wanted = list(names or self.infrastructure)
         unknown = [name for name in wanted if name not in self.components]
         if unknown:
             raise StackError(
                 f"unknown component {', '.join(map(repr, unknown))}; "
                 f"the stack has: {', '.join(self.components)}"
             )
-        return [c for name, c in self.components.items() if not wanted or name in wanted]
+        return [c for name, c in self.components.items() if name in wanted]
+
+    def started(self) -> list[str]:
+        """The infrastructure, and the services that have a pid file (running or not)."""
+        return [name for name, c in self.components.items()
+                if name in self.infrastructure or c.pid_path.exists()]
 
     # -- up ---------------------------------------------------------------------------------
 
@@ -106,7 +114,7 @@ class Stack:
         component.prepare()
         command = component.command()
         child = process.start(command, component.log_path, cwd=component.dir,
-                              label=component.name)
+                              label=component.name, env=component.env())
         process.PidFile(component.pid_path).write(child.pid, command)
         self.report(f"{component.name}: started (pid {child.pid}), waiting until it answers")
         return child
@@ -171,9 +179,10 @@ class Stack:
     # -- down -------------------------------------------------------------------------------
 
     def down(self, names: Iterable[str] | None = None) -> None:
-        """Stop, in reverse start order, the selected components this stack started."""
+        """Stop, in reverse start order, the selected components (default: every one,
+        services included) that this stack started."""
         with self._lock():
-            for component in reversed(self.select(names)):
+            for component in reversed(self.select(names or list(self.components))):
                 pid = self._live_pid(component)
                 if pid is None:
                     self.report(f"{component.name}: not running")
@@ -186,8 +195,9 @@ class Stack:
     # -- status -----------------------------------------------------------------------------
 
     def status(self, names: Iterable[str] | None = None) -> list[ComponentStatus]:
-        """Running (its process is alive) and ready (it answers a request), per component."""
-        return [self._status(component) for component in self.select(names)]
+        """Running (its process is alive) and ready (it answers a request), per component
+        (default: the infrastructure and every service that was started)."""
+        return [self._status(component) for component in self.select(names or self.started())]
 
     def _status(self, component: Component) -> ComponentStatus:
         pid_file = process.PidFile(component.pid_path)

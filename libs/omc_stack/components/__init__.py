@@ -1,4 +1,5 @@
-"""The components of the local stack, in start order."""
+"""The components of the local stack, in start order: the infrastructure (`omc stack`), then
+the project's services (`omc up` runs both)."""
 
 from omc_stack.components.anvil import Anvil
 from omc_stack.components.base import Component, NotReady
@@ -6,7 +7,10 @@ from omc_stack.components.kafka import Kafka
 from omc_stack.components.mariadb import MariaDB
 from omc_stack.components.redis import Redis
 from omc_stack.components.registry import Registry
+from omc_stack.components.service import Gateway, MySQLProjector, RedisProjector, Service
 
 COMPONENTS: tuple[type[Component], ...] = (Kafka, Registry, MariaDB, Redis, Anvil)
+SERVICES: tuple[type[Service], ...] = (MySQLProjector, RedisProjector, Gateway)
 
-__all__ = ["COMPONENTS", "Anvil", "Component", "Kafka", "MariaDB", "NotReady", "Redis", "Registry"]
+__all__ = ["COMPONENTS", "SERVICES", "Anvil", "Component", "Gateway", "Kafka", "MariaDB",
+           "MySQLProjector", "NotReady", "Redis", "RedisProjector", "Registry", "Service"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,17 @@ from omc_config.settings import REPO_ROOT
 from omc_stack.install import Installer
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
+
+
+def http_ok(url: str) -> None:
+    """Return when GET `url` answers 200; raise `NotReady` otherwise."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL
+            status = response.status
+    except (urllib.error.URLError, OSError) as error:
+        raise NotReady(f"GET {url}: {error}") from error
+    if status != 200:
+        raise NotReady(f"GET {url} answered {status}")
 
 
 class NotReady(Exception):
@@ -57,6 +70,10 @@ class Component(ABC):
     @abstractmethod
     def command(self) -> list[str]:
         """The foreground command that runs it."""
+
+    def env(self) -> dict[str, str] | None:
+        """Extra environment for its process (None: inherit `omc`'s environment as is)."""
+        return None
 
     @abstractmethod
     def probe(self) -> None:

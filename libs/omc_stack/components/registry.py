@@ -8,11 +8,9 @@ OMC_REGISTRY_KAFKA_WAIT), then reads its topic and preloads `schemas/` before it
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
-from omc_stack.components.base import Component, NotReady
+from omc_stack.components.base import Component, http_ok
 
 
 class Registry(Component):
@@ -31,14 +29,7 @@ class Registry(Component):
         ]
 
     def probe(self) -> None:
-        url = f"{self.address()['url']}/subjects"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL
-                status = response.status
-        except (urllib.error.URLError, OSError) as error:
-            raise NotReady(f"GET /subjects: {error}") from error
-        if status != 200:
-            raise NotReady(f"GET /subjects answered {status}")
+        http_ok(f"{self.address()['url']}/subjects")
 
     def address(self) -> dict[str, Any]:
         port = self.settings.stack.registry_port

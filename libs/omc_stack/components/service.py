@@ -1,0 +1,85 @@
+"""The project's own services, run by `omc up` after the infrastructure is ready.
+
+Each runs under `omc_stack.supervise`, which restarts it with backoff when it crashes; its
+output goes to `.stack/<name>/<name>.log`. The stack passes each its port explicitly, so the
+service and the stack cannot disagree about where it listens.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from omc_stack.components.base import Component, http_ok
+
+
+class Service(Component):
+    """A Python service of this checkout, `python -m <module>`, probed over HTTP."""
+
+    module: str
+    port_setting: str
+    probe_path: str
+    stop_grace = 20.0
+
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    def ports(self) -> dict[str, int]:
+        return {self.port_setting: self.port}
+
+    def env(self) -> dict[str, str]:
+        return {self.port_setting: str(self.port)}
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "omc_stack.supervise", "--name", self.name, "--",
+                sys.executable, "-m", self.module]
+
+    def probe(self) -> None:
+        http_ok(f"http://127.0.0.1:{self.port}{self.probe_path}")
+
+    def address(self) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": self.port,
+                "url": f"http://127.0.0.1:{self.port}{self.probe_path}"}
+
+
+class MySQLProjector(Service):
+    """Projects the log into MySQL (`omc_proj_mysql`); the address is its metrics endpoint."""
+
+    name = "proj-mysql"
+    module = "omc_proj_mysql"
+    port_setting = "OMC_PROJ_MYSQL_METRICS_PORT"
+    probe_path = "/metrics"
+
+    @property
+    def port(self) -> int:
+        return self.settings.stack.proj_mysql_metrics_port
+
+
+class RedisProjector(Service):
+    """Projects live task status and events into Redis (`omc_proj_redis`)."""
+
+    name = "proj-redis"
+    module = "omc_proj_redis"
+    port_setting = "OMC_PROJ_REDIS_METRICS_PORT"
+    probe_path = "/metrics"
+
+    @property
+    def port(self) -> int:
+        return self.settings.stack.proj_redis_metrics_port
+
+
+class Gateway(Service):
+    """The HTTP API (`omc_gateway`)."""
+
+    name = "gateway"
+    module = "omc_gateway"
+    port_setting = "OMC_GATEWAY_PORT"
+    probe_path = "/healthz"
+
+    @property
+    def port(self) -> int:
+        return self.settings.stack.gateway_port
+
+    def address(self) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": self.port, "url": f"http://127.0.0.1:{self.port}"}
