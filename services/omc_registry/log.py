@@ -63,18 +63,22 @@ class MemoryLog:
     def __init__(self, records: list[Record] | None = None) -> None:
         self.records: list[Record] = list(records or [])
         self.fail_writes = False
+        self._open = False
 
     async def open(self) -> list[Record]:
+        self._open = True
         return [(json.loads(encode(k)), json.loads(encode(v)) if v is not None else None)
                 for k, v in self.records]
 
     async def append(self, key: dict[str, Any], value: dict[str, Any]) -> None:
+        if not self._open:
+            raise StoreFailed("the registry's log is not open")
         if self.fail_writes:
             raise StoreFailed("the in-memory log was told to fail")
         self.records.append((json.loads(encode(key)), json.loads(encode(value))))
 
     async def close(self) -> None:
-        return None
+        self._open = False
 
 
 class KafkaLog:

@@ -55,11 +55,6 @@ class TestMemoryLog(LogContract):
     def logs(self) -> MemoryLogs:
         return MemoryLogs()
 
-    @pytest.mark.xfail(strict=True, reason="MemoryLog.append writes before open and after "
-                                           "close; KafkaLog raises StoreFailed")
-    async def test_a_log_that_is_not_open_refuses_writes(self, logs: MemoryLogs) -> None:
-        await super().test_a_log_that_is_not_open_refuses_writes(logs)
-
 
 # -- schemas ---------------------------------------------------------------------------------
 
