@@ -17,13 +17,14 @@ class Service(Component):
     """A Python service of this checkout, `python -m <module>`, probed over HTTP."""
 
     module: str
-    port_setting: str
+    port_setting: str  # the variable that chooses its port
+    port_field: str  # the StackSettings field holding that port
     probe_path: str
     stop_grace = 20.0
 
     @property
     def port(self) -> int:
-        raise NotImplementedError
+        return getattr(self.settings.stack, self.port_field)
 
     def ports(self) -> dict[str, int]:
         return {self.port_setting: self.port}
@@ -48,12 +49,8 @@ class MySQLProjector(Service):
 
     name = "proj-mysql"
     module = "omc_proj_mysql"
-    port_setting = "OMC_PROJ_MYSQL_METRICS_PORT"
+    port_setting, port_field = "OMC_PROJ_MYSQL_METRICS_PORT", "proj_mysql_metrics_port"
     probe_path = "/metrics"
-
-    @property
-    def port(self) -> int:
-        return self.settings.stack.proj_mysql_metrics_port
 
 
 class RedisProjector(Service):
@@ -61,12 +58,8 @@ class RedisProjector(Service):
 
     name = "proj-redis"
     module = "omc_proj_redis"
-    port_setting = "OMC_PROJ_REDIS_METRICS_PORT"
+    port_setting, port_field = "OMC_PROJ_REDIS_METRICS_PORT", "proj_redis_metrics_port"
     probe_path = "/metrics"
-
-    @property
-    def port(self) -> int:
-        return self.settings.stack.proj_redis_metrics_port
 
 
 class Gateway(Service):
@@ -74,12 +67,8 @@ class Gateway(Service):
 
     name = "gateway"
     module = "omc_gateway"
-    port_setting = "OMC_GATEWAY_PORT"
+    port_setting, port_field = "OMC_GATEWAY_PORT", "gateway_port"
     probe_path = "/healthz"
-
-    @property
-    def port(self) -> int:
-        return self.settings.stack.gateway_port
 
     def address(self) -> dict[str, Any]:
         return {"host": "127.0.0.1", "port": self.port, "url": f"http://127.0.0.1:{self.port}"}
