@@ -86,7 +86,7 @@ class Base:
         if not isinstance(error, NOT_RETRYABLE):
             delay = self.retry.retry_transport(attempt, call.method, dict(call.headers))
         if delay is None:
-            raise self._transport_error(call.describe(), error, attempt + 1)
+            raise self._transport_error(call.describe(), error, attempt + 1) from error
         return delay
 
     def _transport_error(self, what: str, error: Exception, attempts: int) -> TransportError:
