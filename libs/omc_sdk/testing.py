@@ -37,6 +37,9 @@ NAMESPACE = uuid.UUID("6f6d632d-6661-6b65-2d67-617465776179")
 TERMINAL = {"TaskCompleted": "completed", "TaskFailed": "failed", "TaskCancelled": "cancelled"}
 NOW = "2025-01-01T00:00:00Z"
 
+SLUGS = {400: "invalid-json", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+         409: "idempotency-conflict", 413: "body-too-large", 415: "unsupported-media-type",
+         422: "invalid-body", 429: "rate-limited", 503: "unavailable"}
 SUBMIT_FIELDS = {"agent_id", "instruction", "chain_id", "max_value_wei", "deadline", "metadata"}
 AGENT_FIELDS = {"agent_id", "name", "description", "signer_address", "model", "parameters",
                 "policy"}
@@ -76,6 +79,8 @@ class Fault:
     status: int = 0
     retry_after: str | None = None
     path: str | None = None
+    detail: str = ""
+    errors: list[dict[str, str]] | None = None
 
 
 @dataclass
@@ -142,8 +147,11 @@ class FakeGateway:
         self.slept.append(seconds)
 
     def fail_next(self, status: int, *, retry_after: str | None = None, times: int = 1,
-                  path: str | None = None) -> None:
-        self.faults += [Fault("status", status, retry_after, path) for _ in range(times)]
+                  path: str | None = None, detail: str = "",
+                  errors: list[dict[str, str]] | None = None) -> None:
+        """The next `times` requests (to `path`, or any) answer this problem."""
+        self.faults += [Fault("status", status, retry_after, path, detail, errors)
+                        for _ in range(times)]
 
     def drop_next(self, *, times: int = 1, lost: bool = False, path: str | None = None) -> None:
         """No answer: refused before the work, or (`lost`) the work done but the answer lost."""
@@ -242,10 +250,10 @@ class FakeGateway:
             if fault.kind == "refused":
                 raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
             if fault.kind == "status":
-                slug = {429: "rate-limited", 503: "unavailable"}.get(fault.status, "internal")
+                slug = SLUGS.get(fault.status, "internal")
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 return Problem(fault.status, slug, slug.replace("-", " ").capitalize(),
-                               headers=headers).response(path)
+                               fault.detail, fault.errors, headers).response(path)
         try:
             response = self._route(request)
         except Problem as problem:
