@@ -74,7 +74,9 @@ class Base:
         if response.status_code in call.answers:
             return call.parse(response), None
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        delay = (self.retry.retry_status(attempt, response.status_code, retry_after)
+        keyed = any(k.lower() == "idempotency-key" for k in call.headers)
+        delay = (self.retry.retry_status(attempt, response.status_code, retry_after,
+                                         idempotency_key=keyed)
                  if call.retry_statuses else None)
         if delay is None:
             raise self._error(response, retry_after)

@@ -12,6 +12,7 @@
             ├── Forbidden           403: the key lacks the route's scope
             ├── NotFound            404: no such aggregate for this key's tenant
             ├── Conflict            409: the Idempotency-Key was used with another body
+            │                       (or its first request was still running, after retries)
             ├── RateLimited         429: .retry_after seconds (retried first, then raised)
             ├── ServerError         500 and other 5xx but 503
             └── Unavailable         503: .retry_after seconds (retried first, then raised)

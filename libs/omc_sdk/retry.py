@@ -3,6 +3,9 @@
     retried on                 which requests
     429 rate-limited           all (the gateway did nothing)
     503 unavailable            all (commands carry an Idempotency-Key, so a repeat is safe)
+    409 with Retry-After       requests with an Idempotency-Key: the first request with that
+                               key is still in progress (a 409 without Retry-After is a key
+                               reused with another body, and final)
     connection error/timeout   idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) and any
                                request that carries an Idempotency-Key
     any other status           never: a 4xx will not change by asking again
@@ -64,9 +67,11 @@ class RetryPolicy:
         wait = ceiling / 2 + self.rng() * ceiling / 2
         return max(wait, retry_after) if retry_after is not None else wait
 
-    def retry_status(self, attempt: int, status: int, retry_after: float | None) -> float | None:
+    def retry_status(self, attempt: int, status: int, retry_after: float | None, *,
+                     idempotency_key: bool = False) -> float | None:
         """The wait before retrying an answer with `status`, or None to give up now."""
-        if attempt >= self.retries or status not in RETRY_STATUSES:
+        in_progress = status == 409 and retry_after is not None and idempotency_key
+        if attempt >= self.retries or not (status in RETRY_STATUSES or in_progress):
             return None
         if retry_after is not None and retry_after > self.max_retry_after:
             return None

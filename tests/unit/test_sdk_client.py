@@ -149,6 +149,13 @@ def test_no_connection_is_retried_for_queries_and_commands(client, fake):
     assert fake.slept == [0.25, 0.5, 0.25]
 
 
+def test_a_command_still_in_progress_is_waited_for(client, fake):
+    fake.fail_next(409, retry_after="1", detail="still in progress")
+    client.submit_task("agent-1", "x", chain_id=1)
+    assert fake.slept == [1.0]
+    assert len(fake.tasks) == 1
+
+
 def test_a_lost_answer_is_retried_and_the_command_happens_once(client, fake):
     fake.drop_next(lost=True)  # the gateway did the work; the answer never came
     accepted = client.submit_task("agent-1", "x", chain_id=1)

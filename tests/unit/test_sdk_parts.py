@@ -81,6 +81,13 @@ def test_other_statuses_are_never_retried(status):
     assert RetryPolicy().retry_status(0, status, 1.0) is None
 
 
+def test_a_409_in_progress_is_waited_out_only_by_a_keyed_request():
+    policy = RetryPolicy(rng=lambda: 0.0)
+    assert policy.retry_status(0, 409, 1.0, idempotency_key=True) == 1.0
+    assert policy.retry_status(0, 409, None, idempotency_key=True) is None  # another body
+    assert policy.retry_status(0, 409, 1.0) is None
+
+
 def test_retry_after_reads_seconds_and_http_dates():
     now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("120") == 120.0
