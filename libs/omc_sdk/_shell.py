@@ -12,7 +12,7 @@ import httpx
 from omc_sdk import routes
 from omc_sdk.config import ClientSettings
 from omc_sdk.errors import OmcApiError, ProtocolError, TransportError, api_error
-from omc_sdk.models import TaskEvent
+from omc_sdk.models import Page, TaskEvent
 from omc_sdk.retry import RetryPolicy, parse_retry_after
 from omc_sdk.sse import SSEDecoder
 
@@ -99,6 +99,19 @@ class Base:
         reason = str(error) or type(error).__name__
         return TransportError(f"{what} to {self.settings.base_url} got no answer{tries}: "
                               f"{reason}{hint}")
+
+
+def next_events_page(page: Page[TaskEvent], page_size: int, after: int | None,
+                     cursor: str | None) -> tuple[int | None, str | None] | None:
+    """Where the next page of a task's trail starts, or None after the last: the gateway's
+    cursor when it gives one, else after the last sequence when the page was full."""
+    if page.next_cursor:
+        if page.next_cursor == cursor:
+            raise ProtocolError(f"the gateway gave cursor {cursor!r} twice")
+        return after, page.next_cursor
+    if len(page.items) >= page_size and page.items[-1].sequence > (after or 0):
+        return page.items[-1].sequence, None
+    return None
 
 
 class Follow:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from omc_sdk import routes
-from omc_sdk._shell import STREAM_CALL, USER_AGENT, Base, Follow
+from omc_sdk._shell import STREAM_CALL, USER_AGENT, Base, Follow, next_events_page
 from omc_sdk.errors import ProtocolError, TransportError, Unavailable
 from omc_sdk.models import (
     Accepted,
@@ -164,10 +164,17 @@ class AsyncClient(Base):
         return await self.send(routes.task_events(task_id, after=after, limit=limit,
                                                   cursor=cursor))
 
-    def iter_task_events(self, task_id: str, *, after: int | None = None,
-                         page_size: int = 100) -> AsyncIterator[TaskEvent]:
-        return self._pages(lambda cursor: routes.task_events(
-            task_id, after=after, limit=page_size, cursor=cursor))
+    async def iter_task_events(self, task_id: str, *, after: int | None = None,
+                               page_size: int = 100) -> AsyncIterator[TaskEvent]:
+        cursor: str | None = None
+        position: tuple[int | None, str | None] | None = (after, None)
+        while position is not None:
+            after, cursor = position
+            page = await self.send(routes.task_events(task_id, after=after, limit=page_size,
+                                                      cursor=cursor))
+            for event in page.items:
+                yield event
+            position = next_events_page(page, page_size, after, cursor)
 
     async def list_agents(self, *, limit: int | None = None,
                           cursor: str | None = None) -> Page[Agent]:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from omc_sdk import routes
-from omc_sdk._shell import STREAM_CALL, USER_AGENT, Base, Follow
+from omc_sdk._shell import STREAM_CALL, USER_AGENT, Base, Follow, next_events_page
 from omc_sdk.errors import ProtocolError, TransportError, Unavailable
 from omc_sdk.models import (
     Accepted,
@@ -178,8 +178,14 @@ class Client(Base):
     def iter_task_events(self, task_id: str, *, after: int | None = None,
                          page_size: int = 100) -> Iterator[TaskEvent]:
         """The task's whole audit trail (after `after`)."""
-        return self._pages(lambda cursor: routes.task_events(
-            task_id, after=after, limit=page_size, cursor=cursor))
+        cursor: str | None = None
+        position: tuple[int | None, str | None] | None = (after, None)
+        while position is not None:
+            after, cursor = position
+            page = self.send(routes.task_events(task_id, after=after, limit=page_size,
+                                                cursor=cursor))
+            yield from page.items
+            position = next_events_page(page, page_size, after, cursor)
 
     def list_agents(self, *, limit: int | None = None,
                     cursor: str | None = None) -> Page[Agent]:

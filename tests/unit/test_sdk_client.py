@@ -284,3 +284,16 @@ def test_health_routes_send_no_key_and_not_ready_is_an_answer(client, fake):
     assert all("Authorization" not in r.headers for r in fake.requests)
     assert len(fake.requests) == 2
     assert fake.slept == []
+
+
+def test_a_trail_without_cursors_is_walked_by_sequence(key):
+    trail = [{"sequence": n, "event_type": "Step"} for n in range(1, 6)]
+
+    def handler(request: httpx.Request) -> httpx.Response:  # pages by ?after= alone
+        after, limit = int(request.url.params.get("after", 0)), int(request.url.params["limit"])
+        items = [e for e in trail if e["sequence"] > after][:limit]
+        return httpx.Response(200, json={"items": items, "next_cursor": None, "as_of": {}})
+
+    with Client(URL, key, transport=httpx.MockTransport(handler)) as client:
+        assert [e.sequence for e in client.iter_task_events("t", page_size=2)] == [1, 2, 3, 4, 5]
+        assert [e.sequence for e in client.iter_task_events("t", after=3)] == [4, 5]
