@@ -11,7 +11,7 @@ import httpx
 
 from omc_sdk import routes
 from omc_sdk.config import ClientSettings
-from omc_sdk.errors import OmcApiError, ProtocolError, TransportError, api_error
+from omc_sdk.errors import InvalidArgument, OmcApiError, ProtocolError, TransportError, api_error
 from omc_sdk.models import Page, TaskEvent
 from omc_sdk.retry import RetryPolicy, parse_retry_after
 from omc_sdk.sse import SSEDecoder
@@ -44,7 +44,7 @@ class Base:
         rng: Callable[[], float] | None,
     ) -> None:
         if retries < 0 or timeout <= 0:
-            raise ValueError("retries must be >= 0 and timeout > 0")
+            raise InvalidArgument("retries must be >= 0 and timeout > 0")
         self.settings = ClientSettings.resolve(base_url, api_key)
         self.retry = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff,
                                  max_retry_after=max_retry_after, rng=rng or random.random)

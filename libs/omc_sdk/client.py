@@ -231,9 +231,11 @@ class Client(Base):
                     last_event_id: str | int | None = None) -> Iterator[TaskEvent]:
         """The task's events as they happen, until a terminal one (which is yielded too).
 
-        A dropped connection is resumed with `Last-Event-ID`, so no event is lost or repeated;
-        after `retries` failures in a row `TransportError` is raised. A stream that ends
-        without a terminal event is resumed too, unless the task has already ended.
+        A dropped connection is resumed with `Last-Event-ID`, so no event is lost or repeated
+        (before the first event there is no id: `from_beginning` then starts over, skipping
+        nothing already yielded, and `now` means the new connection's now). After `retries`
+        failures in a row `TransportError` is raised. A stream that ends without a terminal
+        event is resumed too, unless the task has already ended.
         """
         follow = Follow(task_id, from_beginning, last_event_id)
         while True:

@@ -3,6 +3,8 @@
     OmcError                        (omc_errors) the project's root; `omc` prints it, exits 1
     └── OmcClientError              everything this SDK raises on purpose
         ├── SettingsError           bad base URL or key (also an omc_errors.ConfigError)
+        ├── InvalidArgument         a value the API cannot take, caught before sending
+        │                           (also a ValueError): an empty id, a limit out of range
         ├── TransportError          no HTTP answer: refused, reset, timed out, stream broken
         ├── ProtocolError           an answer that does not follow docs/api.md
         └── OmcApiError             the gateway answered with a problem (RFC 9457):
@@ -38,6 +40,10 @@ class OmcClientError(OmcError):
 
 class SettingsError(OmcClientError, ConfigError):
     """The client's settings (arguments or OMC_API_URL / OMC_API_KEY) are unusable."""
+
+
+class InvalidArgument(OmcClientError, ValueError):
+    """An argument the API would refuse; nothing was sent."""
 
 
 class TransportError(OmcClientError):

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from omc_sdk.errors import ProtocolError
+from omc_sdk.errors import InvalidArgument, ProtocolError
 from omc_sdk.models import (
     Accepted,
     Agent,
@@ -63,14 +63,14 @@ def segment(value: Any) -> str:
     """An id as one path segment: nothing in it can climb out of the route."""
     text = str(value)
     if not text:
-        raise ValueError("an id in a path cannot be empty")
+        raise InvalidArgument("an id cannot be empty")
     return quote(text, safe="")
 
 
 def idempotency_headers(key: str | None) -> dict[str, str]:
     key = str(uuid.uuid4()) if key is None else key
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not (key.isascii() and key.isprintable()):
-        raise ValueError("an Idempotency-Key is 1-200 printable ASCII characters")
+        raise InvalidArgument("an Idempotency-Key is 1-200 printable ASCII characters")
     return {"Idempotency-Key": key}
 
 
@@ -148,7 +148,7 @@ def _query(**values: Any) -> dict[str, Any]:
 
 def _limit(limit: int | None) -> int | None:
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit is 1-{MAX_LIMIT}, not {limit}")
+        raise InvalidArgument(f"limit is 1-{MAX_LIMIT}, not {limit}")
     return limit
 
 
@@ -168,7 +168,7 @@ def submit_task(agent_id: str, instruction: str, *, chain_id: int,
                 idempotency_key: str | None = None) -> Call[Accepted]:
     if isinstance(deadline, datetime):
         if deadline.tzinfo is None:
-            raise ValueError("deadline needs a time zone (RFC 3339)")
+            raise InvalidArgument("deadline needs a time zone (RFC 3339)")
         deadline = deadline.isoformat()
     return _command("POST", "/v1/tasks", {
         "agent_id": agent_id, "instruction": instruction, "chain_id": chain_id,

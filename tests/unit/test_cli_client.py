@@ -228,3 +228,10 @@ def test_a_bad_api_url_is_a_configuration_error(monkeypatch):
     result = omc("tasks", "list")
     assert result.exit_code == 1
     assert "OMC_API_URL='gateway:18080' is not an http(s) URL" in result.stderr
+
+
+def test_a_value_the_api_cannot_take_is_an_error_before_sending(fake):
+    result = omc("submit", "x", "--agent", "a", "--idempotency-key", "k" * 201)
+    assert result.exit_code == 1
+    assert "error: an Idempotency-Key is 1-200 printable ASCII characters" in result.stderr
+    assert fake.requests == []
