@@ -143,10 +143,10 @@ class Follow:
     def line(self, line: str) -> TaskEvent | None:
         """The event a line completes, or None; events already seen (on resume) are skipped."""
         sse = self.decoder.feed(line)
+        if self.decoder.retry is not None:
+            self.server_retry = self.decoder.retry / 1000
         if sse is None:
             return None
-        if sse.retry is not None:
-            self.server_retry = sse.retry / 1000
         event = routes.stream_event(sse.data)
         if self.last_seq is not None and event.sequence <= self.last_seq:
             return None

@@ -3,7 +3,8 @@
 Feed it the lines of a `text/event-stream` (without their line ends); it answers a
 `ServerSentEvent` on each blank line that ends an event with data, else None. Comment lines
 (`:` first, the gateway's keep-alives) and unknown fields are ignored; the last event id
-carries over from one event to the next, as in a browser.
+carries over from one event to the next, as in a browser, and `retry` (the reconnection
+time the server asks for, in ms) holds from the line that sets it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ class ServerSentEvent:
     event: str
     data: str
     id: str | None = None
-    retry: int | None = None
 
 
 class SSEDecoder:
@@ -24,7 +24,7 @@ class SSEDecoder:
         self._event = ""
         self._data: list[str] = []
         self._last_id: str | None = None
-        self._retry: int | None = None
+        self.retry: int | None = None
 
     @property
     def last_event_id(self) -> str | None:
@@ -46,7 +46,7 @@ class SSEDecoder:
             if "\0" not in value:
                 self._last_id = value
         elif name == "retry" and value.isascii() and value.isdigit():
-            self._retry = int(value)
+            self.retry = int(value)
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:
@@ -54,6 +54,4 @@ class SSEDecoder:
         self._data, self._event = [], ""
         if not data:
             return None
-        retry, self._retry = self._retry, None
-        return ServerSentEvent(event=event or "message", data="\n".join(data),
-                               id=self._last_id, retry=retry)
+        return ServerSentEvent(event=event or "message", data="\n".join(data), id=self._last_id)

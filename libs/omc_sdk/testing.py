@@ -122,6 +122,7 @@ class FakeGateway:
     faults: list[Fault] = field(default_factory=list)
     stream_breaks: list[StreamBreak] = field(default_factory=list)
     ready: bool = True
+    stream_retry_ms: int | None = None  # the `retry:` line a stream opens with, if any
     _idempotency: dict[tuple[str, str], tuple[str, httpx.Response]] = field(default_factory=dict)
     _order: int = 0
 
@@ -470,7 +471,8 @@ class FakeGateway:
             after = 0
         else:
             after = now
-        chunks = [b": connected\n\n"]
+        opening = f"retry: {self.stream_retry_ms}\n" if self.stream_retry_ms else ""
+        chunks = [f"{opening}: connected\n\n".encode()]
         for event in self.events[task_id]:
             if event["sequence"] > after:
                 chunks.append(

@@ -68,6 +68,15 @@ def test_a_broken_stream_resumes_after_the_last_event_without_loss_or_repeat(cli
     assert fake.slept == [0.25, 0.5]
 
 
+def test_the_servers_retry_time_is_the_least_wait_before_reconnecting(client, fake):
+    fake.stream_retry_ms = 3000
+    task = fake.add_task()
+    fake.schedule(task["task_id"], *TRAIL)
+    fake.break_stream(after=1)
+    assert len(list(client.follow_task(task["task_id"], from_beginning=True))) == 4
+    assert fake.slept == [3.0]
+
+
 def test_the_failure_count_resets_after_each_event(fake):
     with Client(URL, fake.add_key(), transport=fake.transport(), sleep=fake.sleep,
                 retries=1) as client:
