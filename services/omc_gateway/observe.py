@@ -1,0 +1,180 @@
+"""Observability: JSON log lines with correlation ids, Prometheus metrics, and the ASGI
+middleware that ties them to every request.
+
+Each request gets a request id (the caller's `X-Request-ID` when well-formed, else a new
+one), echoed in the answer and carried by every log line written while it is served, with the
+tenant and key id once known and the command id (`correlation_id`) of a command. The
+middleware also refuses a declared body over the limit (413) before anything reads it, and is
+the last resort for an unexpected exception: a 500 problem without details, logged in full.
+
+    omc_gateway_requests_total{method, route, status}    counter
+    omc_gateway_request_seconds{method, route}           histogram (route: the template, or
+                                                          "unmatched")
+    omc_gateway_commands_total{command, outcome}         accepted, replayed, unavailable
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from omc_gateway.errors import PROBLEM_JSON, BodyTooLarge, GatewayError, Internal
+
+log = logging.getLogger("omc.gateway")
+access = logging.getLogger("omc.gateway.access")
+
+CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("omc_gateway_request", default=None)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def annotate(**values: Any) -> None:
+    """Add values (tenant, key_id, correlation_id) to the current request's log context."""
+    context = CONTEXT.get()
+    if context is not None:
+        context.update(values)
+
+
+def request_id() -> str | None:
+    context = CONTEXT.get()
+    return context.get("request_id") if context else None
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = CONTEXT.get()
+        if context:
+            line.update(context)
+        extra = getattr(record, "fields", None)
+        if extra:
+            line.update(extra)
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
+class Metrics:
+    """The gateway's metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("omc_gateway_requests_total", "HTTP requests answered",
+                                ["method", "route", "status"], registry=self.registry)
+        self.seconds = Histogram(
+            "omc_gateway_request_seconds", "Time to answer an HTTP request (to its last byte)",
+            ["method", "route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.commands = Counter("omc_gateway_commands_total", "Commands by type and outcome",
+                                ["command", "outcome"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def problem_bytes(error: GatewayError, instance: str) -> bytes:
+    body = error.problem(instance)
+    rid = request_id()
+    if rid:
+        body["request_id"] = rid
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class GatewayMiddleware:
+    """Request ids, log context, access log, metrics, declared-size check, last resort."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given_id = declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given_id = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value
+        rid = given_id if given_id and REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        context: dict[str, Any] = {"request_id": rid}
+        token = CONTEXT.set(context)
+        state = {"status": 0}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                message["headers"] = [*message.get("headers", ()),
+                                      (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            if declared is not None and _too_large(declared, self.max_body):
+                await self._problem(scope, send_with_id, BodyTooLarge(
+                    f"The body may have at most {self.max_body} bytes."))
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
+            if state["status"] == 0:
+                await self._problem(scope, send_with_id, Internal())
+            else:
+                state["status"] = state["status"] or 500
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            status = state["status"] or 500
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.seconds.labels(method, template).observe(elapsed)
+            access.info("%s %s %d", method, scope["path"], status, extra={"fields": {
+                "method": method, "path": scope["path"], "route": template, "status": status,
+                "duration_ms": round(elapsed * 1000, 3)}})
+            CONTEXT.reset(token)
+
+    async def _problem(self, scope: Scope, send: Send, error: GatewayError) -> None:
+        body = problem_bytes(error, scope["path"])
+        headers = [(b"content-type", PROBLEM_JSON.encode()),
+                   (b"content-length", str(len(body)).encode()),
+                   *((k.lower().encode(), v.encode()) for k, v in error.headers.items())]
+        if isinstance(error, BodyTooLarge):
+            headers.append((b"connection", b"close"))  # the unread body is not drained
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(declared: bytes, limit: int) -> bool:
+    try:
+        return int(declared) > limit
+    except ValueError:
+        return False  # uvicorn refuses a malformed Content-Length itself
