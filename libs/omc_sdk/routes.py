@@ -38,6 +38,7 @@ R = TypeVar("R")
 T = TypeVar("T", bound=Item)
 
 MAX_LIMIT = 200
+MAX_EVENTS_LIMIT = 500  # a task's trail comes in larger pages
 MAX_IDEMPOTENCY_KEY = 200
 
 
@@ -146,9 +147,9 @@ def _query(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _limit(limit: int | None) -> int | None:
-    if limit is not None and not 1 <= limit <= MAX_LIMIT:
-        raise InvalidArgument(f"limit is 1-{MAX_LIMIT}, not {limit}")
+def _limit(limit: int | None, maximum: int = MAX_LIMIT) -> int | None:
+    if limit is not None and not 1 <= limit <= maximum:
+        raise InvalidArgument(f"limit is 1-{maximum}, not {limit}")
     return limit
 
 
@@ -233,7 +234,7 @@ def get_task(task_id: str) -> Call[Task]:
 def task_events(task_id: str, *, after: int | None = None, limit: int | None = None,
                 cursor: str | None = None) -> Call[Page[TaskEvent]]:
     return Call("GET", f"/v1/tasks/{segment(task_id)}/events", page_of(TaskEvent),
-                params=_query(after=after, limit=_limit(limit), cursor=cursor))
+                params=_query(after=after, limit=_limit(limit, MAX_EVENTS_LIMIT), cursor=cursor))
 
 
 def list_agents(*, limit: int | None = None, cursor: str | None = None) -> Call[Page[Agent]]:

@@ -356,18 +356,20 @@ class FakeGateway:
     def _item(self, row: Mapping[str, Any]) -> httpx.Response:
         return httpx.Response(200, json={"item": self._public(row), "as_of": self._as_of()})
 
-    def _page(self, request: httpx.Request, rows: list[dict[str, Any]]) -> httpx.Response:
+    def _page(self, request: httpx.Request, rows: list[dict[str, Any]],
+              maximum: int = 200) -> httpx.Response:
         params = request.url.params
         try:
             limit = int(params.get("limit", "50"))
             start = int(base64.urlsafe_b64decode(params["cursor"]).decode()) \
                 if "cursor" in params else 0
         except ValueError as error:
-            raise Problem(422, "invalid-body", "Invalid query", str(error),
+            raise Problem(422, "invalid-parameters", "Invalid parameters", str(error),
                           [{"field": "limit/cursor", "problem": "is not valid"}]) from error
-        if not 1 <= limit <= 200:
-            raise Problem(422, "invalid-body", "Invalid query", "limit is 1-200",
-                          [{"field": "limit", "problem": "is not in 1-200"}])
+        if not 1 <= limit <= maximum:
+            raise Problem(422, "invalid-parameters", "Invalid parameters",
+                          f"limit is 1-{maximum}",
+                          [{"field": "limit", "problem": f"is not in 1-{maximum}"}])
         chunk = rows[start:start + limit]
         more = start + limit < len(rows)
         cursor = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if more else None
@@ -457,7 +459,8 @@ class FakeGateway:
     def _task_events(self, request: httpx.Request, key: Key, task_id: str) -> httpx.Response:
         self._own(self.tasks, key, task_id, "task")
         after = int(request.url.params.get("after", "0"))
-        return self._page(request, [e for e in self.events[task_id] if e["sequence"] > after])
+        return self._page(request, [e for e in self.events[task_id] if e["sequence"] > after],
+                          maximum=500)
 
     def _stream(self, request: httpx.Request, key: Key, task_id: str) -> httpx.Response:
         self._own(self.tasks, key, task_id, "task")
