@@ -63,21 +63,22 @@ async def read_events(client: redis.asyncio.Redis, tenant: str, task_id: str, *,
     The client's socket timeout must exceed `block_ms`, or the wait ends in a TimeoutError.
     """
     keys = Keys(prefix)
-    owner = _text(await client.hget(keys.status(task_id), "tenant"))
+    status, stream = keys.status(task_id), keys.events(task_id)
+    streams = {stream: f"{max(after, 0)}-0"}
+    async with client.pipeline(transaction=False) as pipe:  # one round trip when ready
+        pipe.hget(status, "tenant")
+        pipe.xread(streams, count=max(limit, 1))
+        owner, reply = await pipe.execute()
+    owner = _text(owner)
     if owner is not None and owner != tenant:
         return []
-    streams = {keys.events(task_id): f"{max(after, 0)}-0"}
-    if block_ms > 0:
-        reply = await client.xread(streams, count=max(limit, 1), block=block_ms)
-    else:
-        reply = await client.xread(streams, count=max(limit, 1))
     entries = _entries(reply)
-    if not entries:
+    if not entries and block_ms > 0:
+        entries = _entries(await client.xread(streams, count=max(limit, 1), block=block_ms))
+        if entries and owner is None:  # the task appeared while we waited: whose is it?
+            owner = _text(await client.hget(status, "tenant"))
+    if not entries or owner != tenant:
         return []
-    if owner is None:  # the task appeared while we waited: check whose it is
-        owner = _text(await client.hget(keys.status(task_id), "tenant"))
-        if owner != tenant:
-            return []
     return [json.loads(_text(_field(fields, "event"))) for _, fields in entries]
 
 
