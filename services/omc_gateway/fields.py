@@ -120,7 +120,7 @@ class Pattern(Kind):
         return value
 
     def schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string", "pattern": f"^{self.regex.pattern}$"}
+        schema: dict[str, Any] = {"type": "string", "pattern": f"^(?:{self.regex.pattern})$"}
         if self.fmt:
             schema["format"] = self.fmt
         if self.description:

@@ -25,7 +25,7 @@ from omc_gateway.errors import (
 )
 from omc_gateway.ports import AsOf, One, Page, StoredAnswer
 
-TERMINAL = frozenset({"TaskCompleted", "TaskFailed", "TaskCancelled"})
+TERMINAL = frozenset({"omc.task.TaskCompleted", "omc.task.TaskFailed", "omc.task.TaskCancelled"})
 
 
 def _down(dependency: str) -> Unavailable:

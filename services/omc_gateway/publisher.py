@@ -104,7 +104,11 @@ class KafkaCommandBus:
                     stop = True
                     break
                 group.append(item)
-            self._commit(group)
+            try:
+                self._commit(group)
+            except Exception:  # never let the thread die: every later command would hang
+                log.exception("committing %d command(s) failed", len(group))
+                self._answer([(item, kafka_down()) for item in group])
             if stop:
                 break
         if self.producer is not None:
@@ -131,6 +135,9 @@ class KafkaCommandBus:
                 log.warning("%d command(s) not acknowledged: %s", len(sent), error)
                 failed = True
             answers += [(item, kafka_down() if failed else None) for item in sent]
+        self._answer(answers)
+
+    def _answer(self, answers: list[tuple[_Item, BaseException | None]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
         for (_, future, loop), outcome in answers:
             by_loop.setdefault(loop, []).append((future, outcome))
