@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,16 @@ class ApiKey:
     def to_json(self) -> dict[str, Any]:
         """What `omc keys list` shows: never the secret nor its hash."""
         return {"key_id": self.key_id, "tenant": self.tenant, "scopes": sorted(self.scopes),
-                "name": self.name,
-                "created_at": self.created_at.isoformat() if self.created_at else None,
-                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None}
+                "name": self.name, "created_at": _utc(self.created_at),
+                "revoked_at": _utc(self.revoked_at)}
+
+
+def _utc(when: datetime | None) -> str | None:
+    """MySQL gives naive datetimes in the session's zone, which is UTC."""
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat().replace("+00:00",
+                                                                                   "Z")
 
 
 def digest(secret: str) -> str:
