@@ -11,11 +11,14 @@ them), so a record the contract does not allow on a topic is refused here.
 Decoding reads the writer schema by id (cached) and resolves it to this build's schema of
 the same name, so older events stay readable after a compatible change.
 
-Errors, all `CodecError`:
-    RecordInvalid (from omc_events.avro)  the record does not match its schema (field named)
-    NotOnTopic                            the catalogue does not allow the record on the topic
-    UnknownSchema                         the registry has no schema with the message's id
-    Undecodable                           not the wire format, or bytes that do not decode
+Errors:
+    CodecError                              the message or record is at fault:
+    ├── RecordInvalid (omc_events.avro)     the record does not match its schema (field named)
+    ├── NotOnTopic                          the catalogue does not allow the record on the topic
+    ├── UnknownSchema                       the registry has no schema with the message's id
+    └── Undecodable                         not the wire format, or bytes that do not decode
+    RegistryUnavailable                     the registry is at fault (down, 5xx): retry later;
+                                            never a reason to dead-letter a message
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ class Undecodable(CodecError):
     """The bytes are not a message of the event contract."""
 
 
+class RegistryUnavailable(OmcError):
+    """The schema registry did not answer, or answered with a server error."""
+
+
+# The registry client's transport errors (an httpx fork's classes, connection failures):
+# anything but a SchemaRegistryError raised by a registry call means "no answer".
+_TRANSPORT_ERRORS = (Exception,)
+
+
 @dataclass(frozen=True)
 class WriterSchema:
     """A schema found in the registry by id: its record name, its JSON, and its parsed form
@@ -90,10 +102,16 @@ class Codec:
             registered = self.registry.lookup_schema(
                 subject, Schema(self.schemas.set.standalone_json(name), "AVRO"))
         except SchemaRegistryError as error:
+            if error.http_status_code >= 500:
+                raise RegistryUnavailable(f"registry error looking up {subject}: "
+                                          f"{error.error_message}") from error
             raise CodecError(
                 f"the registry does not hold this build's {name} under {subject} "
                 f"({error.error_message}); is the registry up and preloaded from schemas/?"
             ) from error
+        except _TRANSPORT_ERRORS as error:
+            raise RegistryUnavailable(f"registry unreachable looking up {subject}: "
+                                      f"{error}") from error
         self._writers.setdefault(registered.schema_id,
                                  WriterSchema(name, self.schemas.set.standalone(name)))
         prefix = self._prefixes[(topic, name)] = _HEADER.pack(MAGIC, registered.schema_id)
@@ -127,8 +145,11 @@ class Codec:
                 if error.http_status_code == 404:
                     raise UnknownSchema(f"the registry has no schema with id {schema_id}") \
                         from error
-                raise CodecError(f"registry error for schema id {schema_id}: "
-                                 f"{error.error_message}") from error
+                raise RegistryUnavailable(f"registry error for schema id {schema_id}: "
+                                          f"{error.error_message}") from error
+            except _TRANSPORT_ERRORS as error:
+                raise RegistryUnavailable(f"registry unreachable for schema id {schema_id}: "
+                                          f"{error}") from error
             schema = json.loads(registered.schema_str)
             name = f"{schema.get('namespace', '')}.{schema.get('name', '')}".lstrip(".")
             ours = self.schemas.set.named.get(name) and self.schemas.set.standalone(name)
@@ -152,5 +173,5 @@ def split(value: bytes | None) -> tuple[int, bytes]:
     return schema_id_of(value), value[_HEADER.size:]  # type: ignore[index]
 
 
-__all__ = ["Codec", "CodecError", "NotOnTopic", "RecordInvalid", "Undecodable",
-           "UnknownSchema", "schema_id_of", "split"]
+__all__ = ["Codec", "CodecError", "NotOnTopic", "RecordInvalid", "RegistryUnavailable",
+           "Undecodable", "UnknownSchema", "schema_id_of", "split"]

@@ -42,7 +42,8 @@ class EventConsumer:
 
     def poll(self, max_messages: int = 500, timeout: float = 1.0) -> list[Delivery]:
         """Up to `max_messages` decoded records. Poison messages are dead-lettered (and
-        acknowledged by Kafka) before this returns, so committing past them loses nothing."""
+        acknowledged by Kafka) before this returns, so committing past them loses nothing.
+        `RegistryUnavailable` is not poison: it propagates, for the caller to retry."""
         deliveries = []
         for message in self.consumer.consume(num_messages=max_messages, timeout=timeout):
             error = message.error()

@@ -12,7 +12,14 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from omc_events.avro import RecordInvalid, Schemas
 from omc_events.catalogue import Catalogue
 from omc_events.chain import seal
-from omc_events.codec import Codec, NotOnTopic, Undecodable, UnknownSchema
+from omc_events.codec import (
+    Codec,
+    CodecError,
+    NotOnTopic,
+    RegistryUnavailable,
+    Undecodable,
+    UnknownSchema,
+)
 from omc_events.envelope import ChainHead
 from tests.support.samples import sample
 
@@ -95,3 +102,12 @@ def test_a_known_id_with_bytes_that_do_not_decode_is_undecodable(codec) -> None:
 
     with pytest.raises(Undecodable, match=re.escape("do not decode as omc.task.TaskSubmitted")):
         codec.decode(value[:5] + b"\xff\xff\xff")
+
+
+def test_an_unreachable_registry_is_unavailable_not_a_poison_message() -> None:
+    unreachable = Codec(SchemaRegistryClient({"url": "http://127.0.0.1:1", "max.retries": 0}),
+                        schemas=SCHEMAS, catalogue=CATALOGUE)
+
+    with pytest.raises(RegistryUnavailable, match="registry unreachable for schema id 5"):
+        unreachable.decode(struct.pack(">bI", 0, 5) + b"\x00")
+    assert not issubclass(RegistryUnavailable, CodecError)  # so consumers never dead-letter it
