@@ -327,9 +327,10 @@ class FakeGateway:
         else:
             command_id = str(uuid.uuid4())
         aggregate_id = act(command_id)
+        command_type = f"omc.command.{command_type}"  # the record's Avro name, as on the log
         self.commands.append({"command_id": command_id, "command_type": command_type,
                               "tenant": key.tenant, "actor": f"key:{key.key_id}", **body})
-        kind = "agents" if command_type in ("RegisterAgent", "SetPolicy") else "tasks"
+        kind = "agents" if command_type.endswith(("RegisterAgent", "SetPolicy")) else "tasks"
         location = f"/v1/{kind}/{aggregate_id}"
         response = httpx.Response(202, headers={"Location": location}, json={
             "command_id": command_id, "command_type": command_type,

@@ -56,7 +56,7 @@ def test_submit_json_survives_a_lost_answer_with_one_task(fake):
     result = omc("submit", "x", "--agent", "agent-1", "--json")
     assert result.exit_code == 0, result.output
     accepted = json.loads(result.stdout)
-    assert accepted["command_type"] == "SubmitTask"
+    assert accepted["command_type"] == "omc.command.SubmitTask"
     assert list(fake.tasks) == [accepted["aggregate_id"]]
 
 

@@ -61,7 +61,7 @@ def test_submit_sends_the_documented_body_with_a_key_and_answers_accepted(client
     assert request.headers["Content-Type"] == "application/json"
     assert fake.commands[0]["max_value_wei"] == "1000000000000000000"
     assert "deadline" not in fake.commands[0]  # absent options are not sent as null
-    assert accepted.command_type == "SubmitTask"
+    assert accepted.command_type == "omc.command.SubmitTask"
     assert accepted.location == f"/v1/tasks/{accepted.aggregate_id}"
     task = client.get_task(accepted.aggregate_id)
     assert (task.status, task.agent_id, task.instruction) == ("accepted", "agent-1", "pay 1 wei")
@@ -79,7 +79,8 @@ def test_every_command_answers_accepted_with_its_aggregate(client, fake):
         client.set_policy(registered.aggregate_id, {**agent_policy, "version": 2}),
     ]
     assert [a.command_type for a in results] == [
-        "CancelTask", "ApproveAction", "RejectAction", "SetPolicy"]
+        f"omc.command.{name}" for name in ("CancelTask", "ApproveAction", "RejectAction",
+                                           "SetPolicy")]
     assert results[0].aggregate_id == task["task_id"]
     assert client.get_agent(registered.aggregate_id).policy_version == 2
     assert client.get_policy(registered.aggregate_id).version == 2
