@@ -72,7 +72,7 @@ class MySQLPool:
                     translated = unavailable(error)
                     if translated is None:
                         raise
-                    if reused and attempt == 0:
+                    if reused and attempt == 0 and error.errno != errorcode.ER_NO_SUCH_TABLE:
                         continue  # a kept connection went stale: try once more, afresh
                     raise translated from error
                 except BaseException:

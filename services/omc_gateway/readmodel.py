@@ -35,7 +35,7 @@ def redis_unavailable(error: Exception) -> Unavailable:
 class ProjectionReadModel:
     def __init__(self, *, mysql_queries: ModuleType, redis_queries: ModuleType,
                  pool: MySQLPool, redis_client: redis.Redis,
-                 live_client: redis.asyncio.Redis) -> None:
+                 live_client: redis.asyncio.Redis, redis_prefix: str | None = None) -> None:
         self.sql = mysql_queries
         self.live = redis_queries
         self.pool = pool
@@ -44,6 +44,7 @@ class ProjectionReadModel:
         self._invalid_cursor: type[Exception] = getattr(mysql_queries, "InvalidCursor",
                                                         LookupError)
         self._terminal = frozenset(getattr(redis_queries, "TERMINAL", ()))
+        self._prefix = {} if redis_prefix is None else {"prefix": redis_prefix}
 
     async def open(self) -> None:
         """Nothing to open: connections are made on first use."""
@@ -110,8 +111,8 @@ class ProjectionReadModel:
 
     async def task_status(self, tenant: str, task_id: str) -> Mapping[str, Any] | None:
         try:
-            return await anyio.to_thread.run_sync(self.live.task_status, self.redis, tenant,
-                                                  task_id)
+            return await anyio.to_thread.run_sync(
+                lambda: self.live.task_status(self.redis, tenant, task_id, **self._prefix))
         except REDIS_DOWN as error:
             raise redis_unavailable(error) from error
 
@@ -119,13 +120,14 @@ class ProjectionReadModel:
                           limit: int = 100) -> list[Mapping[str, Any]]:
         try:
             return await self.live.read_events(self.live_client, tenant, task_id, after=after,
-                                               block_ms=block_ms, limit=limit)
+                                               block_ms=block_ms, limit=limit, **self._prefix)
         except REDIS_DOWN as error:
             raise redis_unavailable(error) from error
 
     async def last_sequence(self, tenant: str, task_id: str) -> int | None:
         try:
-            return await self.live.last_sequence(self.live_client, tenant, task_id)
+            return await self.live.last_sequence(self.live_client, tenant, task_id,
+                                                 **self._prefix)
         except REDIS_DOWN as error:
             raise redis_unavailable(error) from error
 

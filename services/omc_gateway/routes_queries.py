@@ -59,7 +59,10 @@ class QueryRoutes:
                          Param("after", "query", Integer(0, 2**62), default=0,
                                doc="only events after this sequence"),
                          Param("limit", "query", Integer(1, 500), default=500,
-                               doc="events per page (1-500)")),
+                               doc="events per page (1-500)"),
+                         Param("cursor", "query", Integer(0, 2**62),
+                               doc="next_cursor of the previous page (a sequence; it takes "
+                                   "the place of `after`)")),
                      replies=reply(page("TaskEvent")), problems=(404,), **common),
             Endpoint("GET", "/v1/agents", "listAgents", "List agents", self.list_agents,
                      params=(LIMIT, CURSOR), replies=reply(page("Agent")), **common),
@@ -96,7 +99,9 @@ class QueryRoutes:
 
     async def task_events(self, call: Call) -> Response:
         task_id = call.params["task_id"]
-        result = await self.read.task_events(call.tenant, task_id, after=call.params["after"],
+        cursor = call.params["cursor"]
+        after = cursor if cursor is not None else call.params["after"]
+        result = await self.read.task_events(call.tenant, task_id, after=after,
                                              limit=call.params["limit"])
         if result is None:
             raise NotFound(f"There is no task {task_id}.")

@@ -11,6 +11,8 @@
     OMC_GATEWAY_MYSQL_POOL        MySQL connections kept open for queries (8)
     OMC_GATEWAY_KEY_CACHE         seconds a looked-up API key is trusted without MySQL (30)
     OMC_GATEWAY_SSE_KEEPALIVE     seconds between keep-alive comments on a live stream (15)
+    OMC_PROJ_REDIS_PREFIX         key prefix of the Redis projection it reads (omc:v1), the
+                                  projector's own setting, so the two cannot disagree
 
 Every invalid value is reported at once, with the project's, as a `ConfigError`.
 """
@@ -42,6 +44,7 @@ class GatewaySettings:
     mysql_pool: int
     key_cache: float
     sse_keepalive: float
+    redis_prefix: str = "omc:v1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -68,6 +71,10 @@ class GatewaySettings:
                 return default
             return value
 
+        prefix = (env.get("OMC_PROJ_REDIS_PREFIX") or "").strip() or "omc:v1"
+        if prefix.endswith(":") or any(c in prefix for c in " *?[]\\"):
+            problems.append(f"OMC_PROJ_REDIS_PREFIX={prefix!r} must not end with ':' nor "
+                            "hold spaces or glob characters")
         settings = cls(
             base=base,
             host=(env.get("OMC_GATEWAY_HOST") or "").strip() or "127.0.0.1",
@@ -81,6 +88,7 @@ class GatewaySettings:
             mysql_pool=number("OMC_GATEWAY_MYSQL_POOL", 8, int, 1, 256),
             key_cache=number("OMC_GATEWAY_KEY_CACHE", 30.0, float, 0.0, 3600.0),
             sse_keepalive=number("OMC_GATEWAY_SSE_KEEPALIVE", 15.0, float, 0.1, 300.0),
+            redis_prefix=prefix,
         )
         if problems:
             raise ConfigError(problems)

@@ -60,6 +60,7 @@ def build(settings: GatewaySettings) -> Starlette:
         redis_client=redis.Redis.from_url(base.redis_url, socket_timeout=2,
                                           socket_connect_timeout=2),
         live_client=redis.asyncio.Redis.from_url(base.redis_url, socket_connect_timeout=2),
+        redis_prefix=settings.redis_prefix,
     )
     return create_app(
         settings,
