@@ -174,10 +174,37 @@ def _new_task(tenant: str, task_id: str, when, *, status: str) -> Row:
             "pending_action_id": None, "result": None, "failure": None, "tx_hashes": "[]"}
 
 
+FINAL = frozenset({"completed", "failed", "cancelled"})
+STATUS_AFTER = {
+    r.TaskSubmitted.SCHEMA: "submitted",
+    r.InferenceRequested.SCHEMA: "running",
+    r.InferenceCompleted.SCHEMA: "running",
+    r.InferenceFailed.SCHEMA: "running",
+    r.ActionProposed.SCHEMA: "running",
+    r.PolicyEvaluated.SCHEMA: "running",
+    r.ApprovalRequested.SCHEMA: "awaiting_approval",
+    r.ActionApproved.SCHEMA: "running",
+    r.ActionRejected.SCHEMA: "running",
+    r.ToolResultRecorded.SCHEMA: "running",
+    r.TaskCompleted.SCHEMA: "completed",
+    r.TaskFailed.SCHEMA: "failed",
+    r.TaskCancelled.SCHEMA: "cancelled",
+}
+
+
 def _task_event(view: View, e: Any, at: At, task_id: str) -> Row | None:
-    """Record the event in the task's trail; the task row to change, or None (duplicate)."""
+    """Record the event in the task's trail and move its status on (a final status stays
+    final); the task row for the handler to change further, or None (a duplicate, or an
+    unchained message, which is not part of the trail)."""
     meta = e.meta
+    if meta.sequence < 1:
+        return None
+    task = view.get(TASKS, (meta.tenant, task_id))
     when = utc(meta.occurred_at)
+    if task is None:  # its SubmitTask is on another topic, not read yet (or not kept)
+        task = _new_task(meta.tenant, task_id, when, status="accepted")
+    elif not _fresh(task, meta.sequence):
+        return None
     view.insert(TASK_EVENTS, {
         "tenant": meta.tenant, "task_id": task_id, "sequence": meta.sequence,
         "event_id": meta.event_id, "event_type": meta.event_type, "occurred_at": when,
@@ -186,14 +213,13 @@ def _task_event(view: View, e: Any, at: At, task_id: str) -> Row | None:
         "topic": at.topic, "partition": at.partition, "offset": at.offset,
         "payload": to_json(payload(e)),
     })
-    task = view.get(TASKS, (meta.tenant, task_id))
-    if task is None:  # its SubmitTask is on another topic, not read yet (or not kept)
-        task = _new_task(meta.tenant, task_id, when, status="accepted")
-    elif meta.sequence and not _fresh(task, meta.sequence):
-        return None
-    if meta.sequence:
-        task.update(updated_at=when, last_sequence=meta.sequence,
-                    last_event_type=meta.event_type, last_hash=meta.hash)
+    task.update(updated_at=when, last_sequence=meta.sequence, last_event_type=meta.event_type,
+                last_hash=meta.hash)
+    view.put(TASKS, task)
+    if task["status"] not in FINAL:
+        task["status"] = STATUS_AFTER.get(meta.event_type, task["status"])
+    if task["status"] != "awaiting_approval":
+        task["pending_action_id"] = None
     return task
 
 
@@ -209,73 +235,52 @@ def on_task_submitted(view: View, e: r.TaskSubmitted, at: At) -> None:
     task = _task_event(view, e, at, e.task_id)
     if task is not None:
         task.update(agent_id=e.agent_id, instruction=e.instruction, chain_id=e.chain_id,
-                    submitted_at=utc(e.meta.occurred_at), status="submitted")
-        view.put(TASKS, task)
+                    submitted_at=utc(e.meta.occurred_at))
 
 
 @handles(r.InferenceRequested, r.InferenceCompleted, r.InferenceFailed, r.ActionProposed,
-         r.PolicyEvaluated, loads=_task_key)
+         r.PolicyEvaluated, r.ActionApproved, r.ActionRejected, loads=_task_key)
 def on_task_progress(view: View, e: Any, at: At) -> None:
-    task = _task_event(view, e, at, e.task_id)
-    if task is not None:
-        task["status"] = "running"
-        view.put(TASKS, task)
+    _task_event(view, e, at, e.task_id)
 
 
 @handles(r.ApprovalRequested, loads=_task_key)
 def on_approval_requested(view: View, e: r.ApprovalRequested, at: At) -> None:
     task = _task_event(view, e, at, e.task_id)
-    if task is not None:
-        task.update(status="awaiting_approval", pending_action_id=e.action_id)
-        view.put(TASKS, task)
-
-
-@handles(r.ActionApproved, r.ActionRejected, loads=_task_key)
-def on_action_decided(view: View, e: Any, at: At) -> None:
-    task = _task_event(view, e, at, e.task_id)
-    if task is not None:
-        task["status"] = "running"
-        if task["pending_action_id"] == e.action_id:
-            task["pending_action_id"] = None
-        view.put(TASKS, task)
+    if task is not None and task["status"] == "awaiting_approval":
+        task["pending_action_id"] = e.action_id
 
 
 @handles(r.ToolResultRecorded, loads=_task_key)
 def on_tool_result_recorded(view: View, e: r.ToolResultRecorded, at: At) -> None:
     task = _task_event(view, e, at, e.task_id)
     if task is not None:
-        task["status"] = "running"
         _add_tx_hashes(task, [e.tx_hash])
-        view.put(TASKS, task)
 
 
 @handles(r.TaskCompleted, loads=_task_key)
 def on_task_completed(view: View, e: r.TaskCompleted, at: At) -> None:
     task = _task_event(view, e, at, e.task_id)
-    if task is not None:
-        task.update(status="completed", pending_action_id=None, result=to_json({
-            "summary": e.summary, "tx_hashes": list(e.tx_hashes),
-            "inference_count": e.inference_count, "total_cost_usd": e.total_cost_usd}))
+    if task is not None and task["status"] == "completed" and task["result"] is None:
+        task["result"] = to_json({"summary": e.summary, "tx_hashes": list(e.tx_hashes),
+                                  "inference_count": e.inference_count,
+                                  "total_cost_usd": e.total_cost_usd})
         _add_tx_hashes(task, e.tx_hashes)
-        view.put(TASKS, task)
 
 
 @handles(r.TaskFailed, loads=_task_key)
 def on_task_failed(view: View, e: r.TaskFailed, at: At) -> None:
     task = _task_event(view, e, at, e.task_id)
-    if task is not None:
-        task.update(status="failed", pending_action_id=None,
-                    failure=to_json({"code": str(e.code), "reason": e.reason}))
-        view.put(TASKS, task)
+    if task is not None and task["status"] == "failed" and task["failure"] is None:
+        task["failure"] = to_json({"code": str(e.code), "reason": e.reason})
 
 
 @handles(r.TaskCancelled, loads=_task_key)
 def on_task_cancelled(view: View, e: r.TaskCancelled, at: At) -> None:
     task = _task_event(view, e, at, e.task_id)
-    if task is not None:
-        task.update(status="cancelled", pending_action_id=None, failure=to_json(
-            {"code": "CANCELLED", "reason": e.reason, "cancelled_by": e.cancelled_by}))
-        view.put(TASKS, task)
+    if task is not None and task["status"] == "cancelled" and task["failure"] is None:
+        task["failure"] = to_json({"code": "CANCELLED", "reason": e.reason,
+                                   "cancelled_by": e.cancelled_by})
 
 
 def _rejection_keys(e: r.CommandRejected) -> Iterable[tuple[Table, Key]]:
@@ -288,13 +293,12 @@ def on_command_rejected(view: View, e: r.CommandRejected, at: At) -> None:
     """A refusal: in the task's trail; a refused SubmitTask fails the task, a refused
     RegisterAgent marks the agent `rejected` (unless it is already registered)."""
     if e.meta.aggregate_type == "task":
+        before = view.get(TASKS, (e.meta.tenant, e.meta.aggregate_id))
         task = _task_event(view, e, at, e.meta.aggregate_id)
-        if task is None:
-            return
-        if e.rejected_command_type == r.SubmitTask.SCHEMA and task["status"] == "accepted":
-            task.update(status="failed", failure=to_json(
+        if task is not None and e.rejected_command_type == r.SubmitTask.SCHEMA and (
+                before is None or before["status"] == "accepted"):
+            task.update(status="failed", pending_action_id=None, failure=to_json(
                 {"code": f"REJECTED:{e.code}", "reason": e.reason}))
-        view.put(TASKS, task)
         return
     key = (e.meta.tenant, e.meta.aggregate_id)
     agent = view.get(AGENTS, key)

@@ -415,6 +415,21 @@ class Projector:
             age = (self.clock() - self.last_occurred_at).total_seconds()
             self.metrics.lag_seconds.labels(self.projection).set(max(0.0, age))
 
+    def caught_up(self, timeout: float = 10) -> bool:
+        """Whether every assigned partition is applied up to its high watermark (now)."""
+        if not self.assigned:
+            return False
+        for topic, partition in self.assigned:
+            low, high = self.consumer.get_watermark_offsets(KafkaPartition(topic, partition),
+                                                            timeout=timeout)
+            expected = self.expected.get((topic, partition))
+            if expected is None or expected < 0:
+                if high > low:
+                    return False
+            elif expected < high:
+                return False
+        return True
+
     def close(self) -> None:
         try:
             self.consumer.close()
