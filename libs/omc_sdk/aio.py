@@ -129,7 +129,7 @@ class AsyncClient(Base):
                                                     idempotency_key=idempotency_key))
 
     async def register_agent(self, *, name: str, signer_address: str, model: str,
-                             policy: Policy | Mapping[str, Any], description: str = "",
+                             policy: Policy | Mapping[str, Any], description: str,
                              agent_id: str | None = None,
                              parameters: Mapping[str, Any] | None = None,
                              idempotency_key: str | None = None) -> Accepted:

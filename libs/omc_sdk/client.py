@@ -138,7 +138,7 @@ class Client(Base):
                                               idempotency_key=idempotency_key))
 
     def register_agent(self, *, name: str, signer_address: str, model: str,
-                       policy: Policy | Mapping[str, Any], description: str = "",
+                       policy: Policy | Mapping[str, Any], description: str,
                        agent_id: str | None = None,
                        parameters: Mapping[str, Any] | None = None,
                        idempotency_key: str | None = None) -> Accepted:

@@ -201,7 +201,7 @@ def _policy(policy: Policy | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def register_agent(*, name: str, signer_address: str, model: str,
-                   policy: Policy | Mapping[str, Any], description: str = "",
+                   policy: Policy | Mapping[str, Any], description: str,
                    agent_id: str | None = None, parameters: Mapping[str, Any] | None = None,
                    idempotency_key: str | None = None) -> Call[Accepted]:
     return _command("POST", "/v1/agents", {

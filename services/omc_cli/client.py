@@ -7,8 +7,8 @@
     omc follow ID [--from-beginning] [--json]        prints each event as it arrives
     omc agents list [--limit N] [--json]
     omc agents show ID [--policy] [--json]
-    omc agents register --name N --signer 0x… --model M --policy-file policy.json
-                        [--description D] [--agent-id ID] [--idempotency-key K] [--json]
+    omc agents register --name N --description D --signer 0x… --model M
+                        --policy-file policy.json [--agent-id ID] [--idempotency-key K] [--json]
     omc agents set-policy ID --policy-file policy.json [--idempotency-key K] [--json]
 
 The gateway and the key come from OMC_API_URL (default http://127.0.0.1:18080) and
@@ -289,11 +289,11 @@ def agents_show(agent_id: str, with_policy: bool, as_json: bool) -> None:
 
 
 @agents.command("register")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="What people call it.")
 @click.option("--signer", "signer_address", required=True, help="Its signer's address, 0x….")
 @click.option("--model", required=True, help="The LLM it thinks with.")
 @POLICY_FILE
-@click.option("--description", default="", help="What it is for.")
+@click.option("--description", required=True, help="What it is for.")
 @click.option("--agent-id", help="Its id (default: the gateway derives one).")
 @IDEMPOTENCY_KEY
 @JSON

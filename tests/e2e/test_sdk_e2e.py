@@ -201,3 +201,24 @@ def test_the_gateways_problems_arrive_typed(client: Client, gateway: str, system
     with Client(gateway, create_key(tenant, "queries:read")) as reader, \
             pytest.raises(Forbidden):
         reader.cancel_task(str(uuid.uuid4()), "no scope for this")
+
+
+POLICY = {"version": 1, "allowed_chain_ids": [31337], "allowed_contracts": [],
+          "allowed_selectors": [], "deny_addresses": [], "allowed_recipients": [],
+          "max_value_wei": "1000", "budget_wei": "5000", "budget_window_seconds": 3600,
+          "max_fee_per_gas_wei": "100000000000", "approval_threshold_wei": "500",
+          "max_inferences_per_task": 4}
+
+
+def test_register_an_agent_then_read_it(client: Client, tenant: str):
+    accepted = client.register_agent(name="e2e trader", description="registered by the e2e",
+                                     signer_address="0x" + "ab" * 20, model="e2e-model",
+                                     policy=POLICY)
+    agent_id = accepted.aggregate_id
+    assert accepted.command_type == "omc.command.RegisterAgent"
+    agent = eventually(lambda: client.get_agent(agent_id))
+    assert (agent.agent_id, agent.tenant, agent.name, agent.model) == (
+        agent_id, tenant, "e2e trader", "e2e-model")
+    assert agent_id in [a.agent_id for a in client.iter_agents(page_size=1)]
+    policy = eventually(lambda: client.get_policy(agent_id), timeout=15)
+    assert policy.max_value_wei == "1000"

@@ -161,12 +161,13 @@ def test_tasks_show_with_events(fake):
 def test_agents_register_list_show_and_set_policy(fake, tmp_path):
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(json.dumps(POLICY))
-    result = omc("agents", "register", "--name", "trader", "--signer", "0x" + "ab" * 20,
+    result = omc("agents", "register", "--name", "trader", "--description", "buys low",
+                 "--signer", "0x" + "ab" * 20,
                  "--model", "gpt-test", "--policy-file", str(policy_file), "--json")
     assert result.exit_code == 0, result.output
     agent_id = json.loads(result.stdout)["aggregate_id"]
     assert fake.commands[0]["policy"] == POLICY
-    assert fake.commands[0]["description"] == ""
+    assert fake.commands[0]["description"] == "buys low"
     listed = omc("agents", "list")
     assert listed.stdout.splitlines()[0].split()[:3] == ["AGENT_ID", "NAME", "STATUS"]
     assert agent_id in listed.stdout
