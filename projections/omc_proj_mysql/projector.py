@@ -141,6 +141,8 @@ class Projector:
         self.expected: dict[Partition, int | None] = {}
         self.assigned: set[Partition] = set()
         self.last_occurred_at: datetime | None = None
+        self.limits: dict[Partition, int] = {}
+        """Where to stop, per partition (replays): messages at or past it are not applied."""
         self._connection = None
         self._literal: Literals | None = None
         self._rewind = False
@@ -188,7 +190,33 @@ class Projector:
             self.metrics.dead_letters.labels(self.projection, at.topic).inc()
             items.append(Item(at, None, message))
         items.sort(key=lambda item: item.at)
+        if self.limits:
+            items = self._within_limits(items)
         return items
+
+    def _within_limits(self, items: list[Item]) -> list[Item]:
+        kept, full = [], set()
+        for item in items:
+            key = (item.at.topic, item.at.partition)
+            if key in self.limits and item.at.offset >= self.limits[key]:
+                full.add(key)
+            else:
+                kept.append(item)
+        if full:
+            self.consumer.pause([KafkaPartition(t, p) for t, p in sorted(full)])
+        return kept
+
+    def reached(self, ends: dict[Partition, int], timeout: float = 10) -> bool:
+        """Whether every partition in `ends` is applied up to its end offset."""
+        for (topic, partition), end in ends.items():
+            expected = self.expected.get((topic, partition))
+            if expected is not None and expected >= end:
+                continue
+            low, _ = self.consumer.get_watermark_offsets(KafkaPartition(topic, partition),
+                                                         timeout=timeout)
+            if end > low:
+                return False
+        return True
 
     def _seek(self, targets: dict[Partition, int | None]) -> None:
         for (topic, partition), offset in targets.items():
@@ -253,7 +281,7 @@ class Projector:
             if check_moved:
                 applied.moved = {p for p in batch_partitions
                                  if p in self.expected and self.expected[p] != stored.get(p)}
-            view, todo, last_time = View(), [], None
+            view, todo, unknown, last_time = View(), [], [], None
             offsets: dict[Partition, int] = {}
             for item in items:
                 key = (item.at.topic, item.at.partition)
@@ -266,8 +294,7 @@ class Projector:
                     continue
                 handler = HANDLERS.get(record.SCHEMA)
                 if handler is None:
-                    applied.unknown += 1
-                    self.metrics.unknown.labels(self.projection, record.SCHEMA).inc()
+                    unknown.append(record.SCHEMA)
                     continue
                 for table, row_key in handler.loads(record):
                     view.need(table, row_key)
@@ -299,6 +326,9 @@ class Projector:
                         ", ".join(f"{t}/{p}" for t, p in sorted(applied.moved)))
         if last_time is not None:
             self.last_occurred_at = last_time
+        applied.unknown = len(unknown)
+        for kind in unknown:
+            self.metrics.unknown.labels(self.projection, kind).inc()
         for _, record, _ in todo:
             self.metrics.applied.labels(self.projection, record.SCHEMA).inc()
         self.metrics.batches.labels(self.projection).observe(time.perf_counter() - started)

@@ -1,0 +1,390 @@
+"""Rebuild the MySQL read model from the log, compare it with the live one, swap it in.
+
+    replay(settings)                 rebuild into a shadow database `<db>_shadow_<stamp>` from
+                                     offset 0 of every partition up to the high watermarks
+                                     taken at the start; compare every table with the live one
+                                     (row count, an order-independent 128-bit digest of every
+                                     column of every row, and CHECKSUM TABLE); then swap:
+                                     one `RENAME TABLE live.t TO old.t, shadow.t TO live.t, …`
+                                     over every table, projection_offsets included
+    replay(settings, until=…)        "state as of": the same rebuild up to a time (Kafka
+                                     message timestamps ≤ it) or up to and including one
+                                     message (`topic/partition@offset`; the other partitions up
+                                     to that message's timestamp), into `omc_asof_<stamp>`,
+                                     which is kept and named; nothing is compared or swapped
+
+Only Kafka, the schema registry and MySQL are used: nothing is called again (no model, no
+chain), and nothing is written to Kafka (poison messages were dead-lettered by the live
+projector; the rebuild skips them the same way).
+
+Swapping while the live projector runs is safe: its offsets move with the tables, so its next
+batch finds the database's offsets different from the ones it expected, drops that batch and
+seeks back to them (see `projector`), re-applying whatever the live tables had beyond the
+rebuild's end. The RENAME waits for the live projector's open transaction, if any, and is
+atomic. The replaced tables are dropped (or kept in `<db>_old_<stamp>` with keep_old).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import mysql.connector
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from omc_config import Settings
+from omc_errors import OmcError
+from omc_events.codec import Codec
+from omc_kafka.consumer import consumer_config
+from omc_proj_mysql import migrations
+from omc_proj_mysql.metrics import Metrics
+from omc_proj_mysql.projector import PROJECTION, TOPICS, Partition, Projector
+from omc_proj_mysql.tables import ALL, OFFSETS, ROWS, Table
+from omc_store.mysql import connect
+
+log = logging.getLogger("omc_proj_mysql.replay")
+POSITION = re.compile(r"(?P<topic>[A-Za-z0-9._-]+)/(?P<partition>\d+)@(?P<offset>\d+)")
+TIMEOUT = 30
+
+
+class ReplayError(OmcError):
+    """The rebuild could not be made, compared or swapped in."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What a table holds, in three numbers that change when any byte of any row does."""
+
+    rows: int
+    digest: str
+    checksum: int | None
+
+    def __str__(self) -> str:
+        return f"{self.rows} rows, digest {self.digest[:16]}…, checksum {self.checksum}"
+
+
+@dataclass
+class Report:
+    database: str
+    ends: dict[Partition, int]
+    records: int = 0
+    seconds: float = 0.0
+    live: dict[str, Digest] = field(default_factory=dict)
+    rebuilt: dict[str, Digest] = field(default_factory=dict)
+    differences: list[str] = field(default_factory=list)
+    live_offsets: dict[Partition, int] = field(default_factory=dict)
+    swapped: bool = False
+    old_database: str | None = None
+
+    @property
+    def equal(self) -> bool:
+        return not self.differences
+
+    def lines(self) -> list[str]:
+        out = [f"rebuilt {self.database} from offset 0 to "
+               f"{sum(self.ends.values())} messages' end in {self.seconds:.1f}s "
+               f"({self.records} records applied)"]
+        for name, rebuilt in self.rebuilt.items():
+            live = self.live.get(name)
+            mark = "" if live is None else ("  same as live" if live == rebuilt
+                                           else f"  DIFFERS from live: {live}")
+            out.append(f"  {name}: {rebuilt}{mark}")
+        out += [f"difference: {d}" for d in self.differences]
+        if self.swapped:
+            out.append("swapped the rebuilt tables in"
+                       + (f"; the replaced ones are in {self.old_database}"
+                          if self.old_database else ""))
+        return out
+
+
+# -- digests ----------------------------------------------------------------------------------
+
+
+def digest(connection, database: str, table: Table) -> Digest:
+    """Rows, an order-independent digest of every column of every row (XOR of each row's
+    MD5 over QUOTE()d values, 128 bits), and MariaDB's CHECKSUM TABLE. projection_offsets
+    is digested without its wall-clock updated_at."""
+    columns = [c for c in table.columns if not (table is OFFSETS and c == "updated_at")]
+    quoted = ", ".join(f"QUOTE(`{c}`)" for c in columns)
+    cursor = connection.cursor()
+    try:
+        # our own identifiers, no values:
+        sql = (
+            "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CONV(LEFT(h, 16), 16, 10) AS UNSIGNED)), 0),"  # noqa: S608
+            " COALESCE(BIT_XOR(CAST(CONV(RIGHT(h, 16), 16, 10) AS UNSIGNED)), 0)"
+            f" FROM (SELECT MD5(CONCAT_WS('|', {quoted})) AS h"
+            f" FROM `{database}`.`{table.name}`) AS rows_")
+        cursor.execute(sql)
+        count, high, low = cursor.fetchone()
+        checksum = None
+        if table is not OFFSETS:
+            cursor.execute(f"CHECKSUM TABLE `{database}`.`{table.name}` EXTENDED")
+            checksum = cursor.fetchone()[1]
+        return Digest(int(count), f"{int(high):016x}{int(low):016x}",
+                      int(checksum) if checksum is not None else None)
+    finally:
+        cursor.close()
+        connection.rollback()
+
+
+def digests(connection, database: str, tables: Sequence[Table] = ALL) -> dict[str, Digest]:
+    return {table.name: digest(connection, database, table) for table in tables}
+
+
+# -- positions ------------------------------------------------------------------------------
+
+
+def partitions(consumer: Consumer, topics: Sequence[str]) -> list[Partition]:
+    metadata = consumer.list_topics(timeout=TIMEOUT)
+    found = []
+    for topic in topics:
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None:
+            raise ReplayError(f"topic {topic} does not exist on {consumer}")
+        found += [(topic, p) for p in sorted(described.partitions)]
+    return found
+
+
+def high_watermarks(consumer: Consumer, parts: Sequence[Partition]) -> dict[Partition, int]:
+    return {(t, p): consumer.get_watermark_offsets(KafkaPartition(t, p), timeout=TIMEOUT)[1]
+            for t, p in parts}
+
+
+def ends_at_time(consumer: Consumer, parts: Sequence[Partition],
+                 moment: datetime) -> dict[Partition, int]:
+    """Per partition, the first offset whose message timestamp is after `moment`."""
+    millis = int(moment.timestamp() * 1000) + 1
+    found = consumer.offsets_for_times([KafkaPartition(t, p, millis) for t, p in parts],
+                                       timeout=TIMEOUT)
+    highs = high_watermarks(consumer, parts)
+    ends = {}
+    for tp in found:
+        key = (tp.topic, tp.partition)
+        ends[key] = highs[key] if tp.offset < 0 else tp.offset  # -1: none after it: the end
+    return ends
+
+
+def message_time(consumer: Consumer, topic: str, partition: int, offset: int) -> datetime:
+    """The Kafka timestamp of one message."""
+    consumer.assign([KafkaPartition(topic, partition, offset)])
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error() is not None:
+                continue
+            if message.offset() != offset:
+                break
+            _, millis = message.timestamp()
+            return datetime.fromtimestamp(millis / 1000, UTC)
+    finally:
+        consumer.unassign()
+    raise ReplayError(f"no message at {topic}/{partition}@{offset}")
+
+
+def parse_until(text: str) -> datetime | tuple[str, int, int]:
+    """An RFC 3339 time (UTC if no offset is given) or `topic/partition@offset`."""
+    match = POSITION.fullmatch(text.strip())
+    if match:
+        return match["topic"], int(match["partition"]), int(match["offset"])
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ReplayError(f"--until {text!r} is neither an RFC 3339 time (e.g. "
+                          "2026-11-25T12:00:00Z) nor topic/partition@offset") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- rebuild --------------------------------------------------------------------------------
+
+
+def create_database(settings: Settings, name: str) -> None:
+    admin = connect(settings, "")
+    try:
+        admin.cursor().execute(f"CREATE DATABASE `{name}`")
+        connection = connect(settings, name)
+        try:
+            migrations.apply(connection)
+        finally:
+            connection.close()
+    finally:
+        admin.close()
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    admin = connect(settings, "")
+    try:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        admin.close()
+
+
+def rebuild(settings: Settings, database: str, ends: dict[Partition, int], *,
+            codec: Codec | None = None, batch_size: int = 5000,
+            progress: Callable[[str], None] = log.info) -> int:
+    """Apply every message from offset 0 up to `ends` into `database` (already migrated);
+    returns the records applied."""
+    codec = codec or Codec(SchemaRegistryClient({"url": settings.schema_registry_url}))
+    consumer = Consumer(consumer_config(settings, f"omc.proj.mysql.replay.{uuid.uuid4().hex}",
+                                        **{"fetch.max.bytes": 64 * 1024 * 1024}))
+    projector = Projector(lambda: connect(settings, database), consumer, codec,
+                          dead_letters=None, metrics=Metrics(), batch_size=batch_size)
+    projector.limits = dict(ends)
+    records, last_report = 0, time.monotonic()
+    try:
+        projector.assign(ends)
+        while not projector.reached(ends):
+            applied = projector.step()
+            if applied is not None:
+                records += applied.records
+            if time.monotonic() - last_report > 10:
+                progress(f"replayed {records} records so far")
+                last_report = time.monotonic()
+    finally:
+        projector.close()
+    return records
+
+
+def replay(settings: Settings, *, database: str | None = None,
+           topics: Sequence[str] = TOPICS, until: str | None = None, swap: bool = True,
+           keep_old: bool = False, batch_size: int = 5000, codec: Codec | None = None,
+           progress: Callable[[str], None] = log.info) -> Report:
+    """Rebuild the projection (see the module docstring); the report says what happened."""
+    live = database or settings.mysql.database
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4]
+    probe = Consumer(consumer_config(settings, f"omc.proj.mysql.replay.{uuid.uuid4().hex}"))
+    try:
+        parts = partitions(probe, topics)
+        if until is None:
+            target, ends = f"{live}_shadow_{stamp}", high_watermarks(probe, parts)
+        else:
+            bound = parse_until(until)
+            if isinstance(bound, tuple):
+                topic, partition, offset = bound
+                if (topic, partition) not in parts:
+                    raise ReplayError(f"{topic}/{partition} is not a partition of the "
+                                      f"topics replayed ({', '.join(topics)})")
+                moment = message_time(probe, topic, partition, offset)
+                ends = ends_at_time(probe, parts, moment)
+                ends[(topic, partition)] = offset + 1
+            else:
+                moment = bound
+                ends = ends_at_time(probe, parts, moment)
+            target = asof_name(settings, moment)
+    except KafkaException as error:
+        raise ReplayError(f"Kafka: {error}") from error
+    finally:
+        probe.close()
+    if len(target) > 64:
+        raise ReplayError(f"database name {target} is longer than MySQL's 64 characters")
+    report = Report(target, ends)
+    try:
+        create_database(settings, target)
+        started = time.perf_counter()
+        report.records = rebuild(settings, target, ends, codec=codec, batch_size=batch_size,
+                                 progress=progress)
+        report.seconds = time.perf_counter() - started
+        connection = connect(settings, target)
+        try:
+            report.rebuilt = digests(connection, target, ROWS)
+            if until is None:
+                report.live = digests(connection, live, ROWS)
+                report.live_offsets = _offsets(connection, live)
+                report.differences = compare(report, _offsets(connection, target))
+        finally:
+            connection.close()
+        if until is None and swap:
+            report.old_database = f"{live}_old_{stamp}"
+            swap_in(settings, live, target, report.old_database)
+            report.swapped = True
+            if not keep_old:
+                drop_database(settings, report.old_database)
+                report.old_database = None
+        if until is None:
+            drop_database(settings, target)  # emptied by the swap, or not wanted
+    except mysql.connector.Error as error:
+        raise ReplayError(f"MySQL: {error}") from error
+    except BaseException:
+        if until is None and not report.swapped:
+            _quietly(drop_database, settings, target)
+        raise
+    return report
+
+
+def compare(report: Report, rebuilt_offsets: dict[Partition, int]) -> list[str]:
+    found = []
+    if report.live_offsets != rebuilt_offsets:
+        behind = {f"{t}/{p}": (report.live_offsets.get((t, p)), o)
+                  for (t, p), o in rebuilt_offsets.items()
+                  if report.live_offsets.get((t, p)) != o}
+        found.append("the live projection is at other offsets than the rebuild (live, "
+                     f"rebuilt): {behind}; rows may differ by the messages in between")
+    for name, rebuilt in report.rebuilt.items():
+        live = report.live.get(name)
+        if live != rebuilt:
+            found.append(f"{name}: live {live}, rebuilt {rebuilt}")
+    return found
+
+
+def swap_in(settings: Settings, live: str, rebuilt: str, old: str) -> None:
+    """Replace every table of `live` by `rebuilt`'s in one atomic RENAME TABLE."""
+    admin = connect(settings, "")
+    try:
+        cursor = admin.cursor()
+        cursor.execute(f"CREATE DATABASE `{old}`")
+        renames = []
+        for table in ALL:
+            renames.append(f"`{live}`.`{table.name}` TO `{old}`.`{table.name}`")
+            renames.append(f"`{rebuilt}`.`{table.name}` TO `{live}`.`{table.name}`")
+        cursor.execute("RENAME TABLE " + ", ".join(renames))
+    finally:
+        admin.close()
+
+
+def asof_name(settings: Settings, moment: datetime) -> str:
+    """`omc_asof_<UTC time>`, with a suffix if that database exists already."""
+    base = "omc_asof_" + moment.astimezone(UTC).strftime("%Y%m%d_%H%M%S")
+    if moment.microsecond:
+        base += f"_{moment.astimezone(UTC).microsecond:06d}"
+    admin = connect(settings, "")
+    try:
+        cursor = admin.cursor()
+        cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE "
+                       "SCHEMA_NAME LIKE %s", (base.replace("_", "\\_") + "%",))
+        taken = {row[0] for row in cursor.fetchall()}
+    finally:
+        admin.close()
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def _offsets(connection, database: str) -> dict[Partition, int]:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"SELECT topic, `partition`, next_offset FROM `{database}`."  # noqa: S608
+                       "projection_offsets WHERE projection = %s", (PROJECTION,))
+        return {(t, int(p)): int(o) for t, p, o in cursor.fetchall()}
+    finally:
+        cursor.close()
+        connection.rollback()
+
+
+def _quietly(action: Callable[..., object], *args: object) -> None:
+    try:
+        action(*args)
+    except mysql.connector.Error:
+        log.warning("cleaning up after a failed replay failed", exc_info=True)
+
+
+__all__ = ["Digest", "ReplayError", "Report", "compare", "digest", "digests", "parse_until",
+           "rebuild", "replay", "swap_in"]

@@ -1,0 +1,106 @@
+"""`omc db …` and `omc replay …`: the MySQL database and the rebuild of projections.
+
+    omc db migrate                  apply every component's migrations (the MySQL read model's,
+                                    and the gateway's when services/omc_gateway/sql exists)
+    omc replay mysql [--until T]    rebuild the MySQL read model from offset 0, compare it with
+                                    the live tables and swap it in; with --until (an RFC 3339
+                                    time or topic/partition@offset), build the state as of then
+                                    into omc_asof_<time> and print its name
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import mysql.connector
+
+from omc_cli.friendly import friendly
+from omc_config import Settings
+from omc_config.settings import REPO_ROOT
+from omc_errors import OmcError
+from omc_proj_mysql import migrations as mysql_migrations
+from omc_store import migrate as migrate_lib
+from omc_store.mysql import connect
+
+GATEWAY_SQL = REPO_ROOT / "services" / "omc_gateway" / "sql"
+EXIT_DIFFERENT = 3
+
+
+def components() -> list[tuple[str, Path]]:
+    """(component, migrations directory) of everything that keeps tables in MySQL."""
+    found = [(mysql_migrations.COMPONENT, mysql_migrations.DIRECTORY)]
+    if GATEWAY_SQL.is_dir():
+        found.append(("gateway", GATEWAY_SQL))
+    return found
+
+
+@click.group()
+def db() -> None:
+    """The MySQL database (OMC_MYSQL_*): migrations."""
+
+
+@db.command("migrate")
+@friendly
+def db_migrate() -> None:
+    """Create the database if needed and apply every component's pending migrations."""
+    settings = Settings.from_env()
+    name = settings.mysql.database
+    try:
+        admin = connect(settings, "")
+        try:
+            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        finally:
+            admin.close()
+        connection = connect(settings)
+        try:
+            for component, directory in components():
+                applied = migrate_lib.apply(connection,
+                                            migrate_lib.discover(component, directory))
+                if applied:
+                    for migration in applied:
+                        click.echo(f"{component}: applied V{migration.version}__"
+                                   f"{migration.name}.sql")
+                else:
+                    click.echo(f"{component}: up to date")
+        finally:
+            connection.close()
+    except mysql.connector.Error as error:
+        raise OmcError(f"MySQL at {settings.mysql.host}:{settings.mysql.port} ({name}): "
+                       f"{error}") from error
+
+
+@click.group()
+def replay() -> None:
+    """Rebuild a projection from the log (offset 0), using only Kafka, the registry and MySQL."""
+
+
+@replay.command("mysql")
+@click.option("--until", help="Build the state as of an RFC 3339 time or a message "
+                              "(topic/partition@offset) into omc_asof_<time>, kept.")
+@click.option("--no-swap", is_flag=True, help="Rebuild and compare only; drop the rebuild.")
+@click.option("--keep-old", is_flag=True, help="Keep the replaced tables in <db>_old_<time>.")
+@click.option("--batch", default=5000, show_default=True, help="Messages per transaction.")
+@friendly
+def replay_mysql(until: str | None, no_swap: bool, keep_old: bool, batch: int) -> None:
+    """Rebuild the MySQL read model into shadow tables from offset 0 to the high watermarks,
+    compare every table with the live one (digest and CHECKSUM TABLE), and swap them in with
+    one atomic RENAME TABLE (safe while the projector runs: its offsets move with the tables).
+    Exit 3 when the rebuild differs from the live tables (it is swapped in all the same)."""
+    from omc_proj_mysql.replay import replay as run_replay
+
+    settings = Settings.from_env()
+    report = run_replay(settings, until=until, swap=not no_swap, keep_old=keep_old,
+                        batch_size=batch, progress=lambda line: click.echo(line, err=True))
+    for line in report.lines():
+        click.echo(line)
+    if until is not None:
+        click.echo(report.database)
+    elif not no_swap and not report.swapped:
+        raise OmcError("the rebuild was not swapped in")
+    if until is None and report.differences:
+        sys.exit(EXIT_DIFFERENT)
+
+
+COMMANDS = [db, replay]
