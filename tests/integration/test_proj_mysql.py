@@ -154,8 +154,7 @@ def test_agents_policies_transactions_and_receipts(settings, log, database, db) 
     project(log, database, history)
     agents = read(db, queries.list_agents, "acme").items
     agent_id = new_id("tx", "agent", "acme", 0)
-    replaced = new_id("tx", "task", "acme", 4)   # outcome "replaced"
-    reorged = new_id("tx", "task", "acme", 5)    # outcome "reorged" (globex? no: n // 2 % 2)
+    replaced = new_id("tx", "task", "acme", 4)   # outcome "replaced" (tenant: n // 2 % 2)
 
     policy = read(db, queries.get_policy, "acme", agent_id)
     agent = read(db, queries.get_agent, "acme", agent_id)
@@ -182,13 +181,12 @@ def test_agents_policies_transactions_and_receipts(settings, log, database, db) 
     assert receipt.item["confirmations"] == 3
     task = read(db, queries.get_task, "acme", replaced).item
     assert task["tx_hashes"] == tx["tx_hashes"]
-    reorg_tenant = "acme" if (5 // 2) % 2 == 0 else "globex"
-    (again,) = read(db, queries.list_transactions, reorg_tenant, task_id=new_id(
-        "tx", "task", reorg_tenant, 5)).items
-    assert again["block_number"] == 1006 and again["status"] == "confirmed"
-    assert read(db, queries.get_receipt, reorg_tenant, again["tx_hash"]).item[
+    reorged = new_id("tx", "task", "globex", 5)  # outcome "reorged": included again in 1006
+    (again,) = read(db, queries.list_transactions, "globex", task_id=reorged).items
+    assert again["block_number"] == 1006
+    assert again["status"] == "confirmed"
+    assert read(db, queries.get_receipt, "globex", again["tx_hash"]).item[
         "block_number"] == 1006
-    assert reorged  # (named for the reader)
     failed = read(db, queries.list_transactions, "acme", status="failed").items + \
         read(db, queries.list_transactions, "globex", status="failed").items
     assert [t["status"] for t in failed] == ["failed"]
