@@ -154,7 +154,7 @@ def test_agents_policies_transactions_and_receipts(settings, log, database, db) 
     project(log, database, history)
     agents = read(db, queries.list_agents, "acme").items
     agent_id = new_id("tx", "agent", "acme", 0)
-    replaced = new_id("tx", "task", "acme", 4)   # outcome "replaced" (tenant: n // 2 % 2)
+    replaced = new_id("tx", "task", "acme", 4)   # outcome "replaced" (tenant: (n % 4) // 2)
 
     policy = read(db, queries.get_policy, "acme", agent_id)
     agent = read(db, queries.get_agent, "acme", agent_id)
@@ -181,11 +181,11 @@ def test_agents_policies_transactions_and_receipts(settings, log, database, db) 
     assert receipt.item["confirmations"] == 3
     task = read(db, queries.get_task, "acme", replaced).item
     assert task["tx_hashes"] == tx["tx_hashes"]
-    reorged = new_id("tx", "task", "globex", 5)  # outcome "reorged": included again in 1006
-    (again,) = read(db, queries.list_transactions, "globex", task_id=reorged).items
+    reorged = new_id("tx", "task", "acme", 5)  # outcome "reorged": included again in 1006
+    (again,) = read(db, queries.list_transactions, "acme", task_id=reorged).items
     assert again["block_number"] == 1006
     assert again["status"] == "confirmed"
-    assert read(db, queries.get_receipt, "globex", again["tx_hash"]).item[
+    assert read(db, queries.get_receipt, "acme", again["tx_hash"]).item[
         "block_number"] == 1006
     failed = read(db, queries.list_transactions, "acme", status="failed").items + \
         read(db, queries.list_transactions, "globex", status="failed").items
