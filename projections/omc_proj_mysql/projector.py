@@ -141,6 +141,8 @@ class Projector:
         self.expected: dict[Partition, int | None] = {}
         self.assigned: set[Partition] = set()
         self.last_occurred_at: datetime | None = None
+        self.check_interval = 1.0
+        self._checked = time.monotonic()
         self.limits: dict[Partition, int] = {}
         """Where to stop, per partition (replays): messages at or past it are not applied."""
         self._connection = None
@@ -410,8 +412,24 @@ class Projector:
             self._rewind = True  # part of a polled batch may be lost: reread from the database
             raise
         applied = self.apply_safely(items) if items else None
+        if applied is None and time.monotonic() - self._checked > self.check_interval:
+            self._with_retries("check offsets", self.check_offsets)
         self.update_lag()
         return applied
+
+    def check_offsets(self) -> None:
+        """Seek partitions whose stored offsets moved while they were idle (a rebuild
+        swapped in, another writer) back to the database's offsets."""
+        self._checked = time.monotonic()
+        if not self.assigned:
+            return
+        stored = self._read_offsets()
+        moved = {key: stored.get(key) for key in self.assigned
+                 if key in self.expected and self.expected[key] != stored.get(key)}
+        if moved:
+            self._seek(moved)
+            log.warning("offsets moved under this projector while idle: sought %s back to "
+                        "the database's offsets", ", ".join(f"{t}/{p}" for t, p in sorted(moved)))
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         """Apply batches until `should_stop()` (checked between batches), then close."""

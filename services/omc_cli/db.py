@@ -60,8 +60,8 @@ def db_migrate() -> None:
                                             migrate_lib.discover(component, directory))
                 if applied:
                     for migration in applied:
-                        click.echo(f"{component}: applied V{migration.version}__"
-                                   f"{migration.name}.sql")
+                        click.echo(f"{component}: applied version {migration.version} "
+                                   f"({migration.name})")
                 else:
                     click.echo(f"{component}: up to date")
         finally:
@@ -87,12 +87,15 @@ def replay_mysql(until: str | None, no_swap: bool, keep_old: bool, batch: int) -
     """Rebuild the MySQL read model into shadow tables from offset 0 to the high watermarks,
     compare every table with the live one (digest and CHECKSUM TABLE), and swap them in with
     one atomic RENAME TABLE (safe while the projector runs: its offsets move with the tables).
-    Exit 3 when the rebuild differs from the live tables (it is swapped in all the same)."""
+    Exit 3 when the rebuild differs from the live tables (it is swapped in all the same).
+    Reads the projector's topics (OMC_PROJ_MYSQL_TOPICS) into OMC_MYSQL_DATABASE."""
+    from omc_proj_mysql.__main__ import Options
     from omc_proj_mysql.replay import replay as run_replay
 
-    settings = Settings.from_env()
-    report = run_replay(settings, until=until, swap=not no_swap, keep_old=keep_old,
-                        batch_size=batch, progress=lambda line: click.echo(line, err=True))
+    options = Options.from_env()  # the projector's topics (OMC_PROJ_MYSQL_TOPICS) and database
+    report = run_replay(options.base, topics=options.topics, until=until, swap=not no_swap,
+                        keep_old=keep_old, batch_size=batch,
+                        progress=lambda line: click.echo(line, err=True))
     for line in report.lines():
         click.echo(line)
     if until is not None:
