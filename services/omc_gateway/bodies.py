@@ -8,6 +8,7 @@ exactly `omc.agent.Policy`.
 from __future__ import annotations
 
 from omc_gateway.fields import (
+    WORD,
     Address,
     Array,
     ChainId,
@@ -77,7 +78,7 @@ REGISTER_AGENT = Obj({
     "name": Field(Text(max_length=100), doc="short display name"),
     "description": Field(Text(max_length=2000), doc="what the agent is for"),
     "signer_address": Field(Address(), doc="the account its transactions are signed with"),
-    "model": Field(Text(max_length=200, pattern=r"^\S+$",
+    "model": Field(Text(max_length=200, pattern=f"^{WORD.pattern}+$",
                         pattern_problem="must be a model name without spaces"),
                    doc="the LLM model, as its endpoint names it"),
     "parameters": Field(JsonObject(max_bytes=4096), required=False,

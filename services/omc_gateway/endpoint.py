@@ -175,7 +175,7 @@ def parameters(endpoint: Endpoint, request: Request) -> dict[str, Any]:
             text = query.get(param.name)
         else:
             text = request.headers.get(param.name)
-        if text is None or text == "":
+        if text is None:
             if param.required:
                 problems.append(FieldError(param.name, "is required"))
             values[param.name] = param.default

@@ -28,6 +28,11 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 Problems = list[FieldError]
 
+WORD = re.compile(r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]")
+"""A character other than white space as JSON Schema (ECMA-262 `\\s`) counts it: Python's
+own `\\s` and `str.strip()` also take \\x1c-\\x1f for spaces, so the check and the schema
+would disagree."""
+
 
 def _type_name(value: Any) -> str:
     if value is None:
@@ -85,7 +90,7 @@ class Text(Kind):
         if len(value) > self.max_length:
             return self.fail(problems, path, f"must have at most {self.max_length} characters, "
                                              f"not {len(value)}")
-        if self.words and value and not value.strip():
+        if self.words and value and not WORD.search(value):
             return self.fail(problems, path, "must not be only spaces")
         if self.pattern and not self.pattern.search(value):
             return self.fail(problems, path, self.pattern_problem)
@@ -97,7 +102,7 @@ class Text(Kind):
         if self.pattern:
             schema["pattern"] = self.pattern.pattern
         elif self.words and self.min_length:
-            schema["pattern"] = r"\S"
+            schema["pattern"] = WORD.pattern
         return schema
 
 
@@ -188,8 +193,6 @@ class Integer(Kind):
         self.minimum, self.maximum, self.description = minimum, maximum, description
 
     def check_value(self, value: Any, path: str, problems: Problems) -> Any:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # 3.0 is an integer in JSON Schema
         if isinstance(value, bool) or not isinstance(value, int):
             return self.fail(problems, path, f"must be an integer, not {_type_name(value)}")
         if not self.minimum <= value <= self.maximum:

@@ -620,10 +620,14 @@ def test_bad_query_parameters_are_422(gw: Gateway, query: str, expected: dict) -
     assert fields(problem(answer, 422, "invalid-parameters")) == expected
 
 
-def test_task_events_after_a_sequence(gw: Gateway) -> None:
-    answer = gw.client.get(f"/v1/tasks/{TASK}/events?after=1", headers=gw.auth())
+def test_task_events_after_a_sequence_or_a_cursor(gw: Gateway) -> None:
+    after = gw.client.get(f"/v1/tasks/{TASK}/events?after=1", headers=gw.auth())
+    cursor = gw.client.get(f"/v1/tasks/{TASK}/events?cursor=2", headers=gw.auth())
+    bad = gw.client.get(f"/v1/tasks/{TASK}/events?cursor=abc", headers=gw.auth())
 
-    assert [e["sequence"] for e in answer.json()["items"]] == [2, 3]
+    assert [e["sequence"] for e in after.json()["items"]] == [2, 3]
+    assert [e["sequence"] for e in cursor.json()["items"]] == [3]
+    assert "cursor" in fields(problem(bad, 422, "invalid-parameters"))
 
 
 def test_transactions_by_any_hash_case(gw: Gateway) -> None:
@@ -754,3 +758,24 @@ def test_an_unexpected_error_is_a_500_problem_without_details(gw: Gateway) -> No
     body = problem(answer, 500, "internal")
     assert "secret" not in answer.text
     assert body["detail"] == "The gateway failed to answer; the failure is logged."
+
+
+def test_an_empty_parameter_is_checked_not_dropped(gw: Gateway) -> None:
+    query = gw.client.get("/v1/tasks?limit=", headers=gw.auth())
+    header = gw.client.post("/v1/tasks", json=submit_body(),
+                            headers={**gw.auth(), "Idempotency-Key": ""})
+
+    assert fields(problem(query, 422, "invalid-parameters")) == {
+        "limit": "must be an integer in decimal digits"}
+    assert fields(problem(header, 422, "invalid-parameters")) == {
+        "Idempotency-Key": "must not be empty"}
+
+
+def test_blank_means_what_json_schema_calls_white_space(gw: Gateway) -> None:
+    control = gw.client.post(f"/v1/tasks/{TASK}/cancel", json={"reason": "\u001f"},
+                             headers=gw.auth())
+    blank = gw.client.post(f"/v1/tasks/{TASK}/cancel", json={"reason": "\u3000\t"},
+                           headers=gw.auth())
+
+    assert control.status_code == 202, control.text
+    assert fields(problem(blank, 422, "invalid-body")) == {"reason": "must not be only spaces"}

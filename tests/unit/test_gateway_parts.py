@@ -66,8 +66,9 @@ def test_uuids_are_lowercased() -> None:
     assert check(Uuid(), value.upper()) == (value, [])
 
 
-def test_integers_follow_json_schema() -> None:
-    assert check(Integer(1, 10), 3.0) == (3, [])
+def test_integers_are_json_integers() -> None:
+    assert check(Integer(1, 10), 3) == (3, [])
+    assert check(Integer(1, 10), 3.0)[1] == ["must be an integer, not a number"]
     assert check(Integer(1, 10), float("inf"))[1] == ["must be an integer, not a number"]
     problems = []
     assert Integer(0, 10).check_text("+3", "limit", problems) is INVALID
