@@ -52,7 +52,8 @@ TOPICS = ("omc.commands.v1", "omc.task.events.v1", "omc.agent.events.v1", "omc.t
 
 _TRANSIENT_MYSQL = (mysql.connector.errors.OperationalError,
                     mysql.connector.errors.InterfaceError)
-_LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: retry the transaction
+_TRANSIENT_ERRNOS = {1040, 1053, 1205, 1213, 1927}  # too many connections, shutdown, lock wait
+#                                                   timeout, deadlock, connection killed
 _MISSING_TABLE = {1146, 1049}  # no such table / database: migrations not applied
 _DATA_ERRORS = {1048, 1264, 1292, 1366, 1406, 3140, 4025}  # the row's values are refused
 
@@ -341,10 +342,7 @@ class Projector:
         data is applied one record at a time and the refused records dead-lettered."""
         try:
             return self._with_retries("apply a batch", lambda: self.apply(items))
-        except mysql.connector.errors.DatabaseError as error:
-            if getattr(error, "errno", None) in _MISSING_TABLE:
-                raise NotMigrated(f"the read model's tables are missing ({error.msg}); run "
-                                  "`omc db migrate` first") from error
+        except mysql.connector.Error as error:
             if not _refused_data(error):
                 raise
             if len(items) == 1:
@@ -354,7 +352,7 @@ class Projector:
             for item in items:
                 try:
                     one = self._with_retries("apply a record", lambda item=item: self.apply([item]))
-                except mysql.connector.errors.DatabaseError as refused:
+                except mysql.connector.Error as refused:
                     if not _refused_data(refused):
                         raise
                     one = self._refuse(item, refused)
@@ -379,9 +377,11 @@ class Projector:
         for attempt in range(1, self.retries + 2):
             try:
                 return action()
-            except mysql.connector.errors.DatabaseError as error:
-                if not (isinstance(error, _TRANSIENT_MYSQL)
-                        or getattr(error, "errno", None) in _LOCK_ERRORS):
+            except mysql.connector.Error as error:
+                if getattr(error, "errno", None) in _MISSING_TABLE:
+                    raise NotMigrated(f"the read model's tables are missing ({error.msg}); "
+                                      "run `omc db migrate` first") from error
+                if not _transient(error):
                     raise
                 self._drop_connection()
                 kind, problem = "mysql", error
@@ -484,6 +484,13 @@ class Projector:
         except (KafkaException, RuntimeError):
             log.debug("closing the consumer failed", exc_info=True)
         self._drop_connection()
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether a MySQL error is the server's or the network's (retry), not our rows'."""
+    errno = getattr(error, "errno", None) or 0
+    return isinstance(error, _TRANSIENT_MYSQL) or errno in _TRANSIENT_ERRNOS \
+        or 2000 <= errno < 3000  # CR_*: client-side errors, i.e. no connection
 
 
 def _refused_data(error: BaseException) -> bool:

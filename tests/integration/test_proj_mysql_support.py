@@ -318,29 +318,38 @@ class Log:
             probe.close()
 
     def projector(self, database: str, *, group: str | None = None,
-                  **options: object) -> Projector:
-        """A projector of these topics into `database`, subscribed with a fresh group."""
+                  mysql: Settings | None = None, **options: object) -> Projector:
+        """A projector of these topics into `database` (on the MySQL of `mysql`, by default
+        the shared one), subscribed with a fresh group."""
         group = group or f"omc.test.proj.mysql.{uuid.uuid4().hex[:8]}"
+        where = mysql or self.settings
         projector = Projector(
-            lambda: connect(self.settings, database),
+            lambda: connect(where, database),
             Consumer(consumer_config(self.settings, group)), self.codec,
             dead_letters=DeadLetters(self.producer, group, topic=self.dead), **options)
         projector.subscribe(self.names)
         return projector
 
-    def project(self, projector: Projector, database: str, timeout: float = 120) -> None:
+    def project(self, projector: Projector, database: str, timeout: float = 120,
+                mysql: Settings | None = None) -> None:
         """Step `projector` until the offsets stored in `database` reach every end."""
         wanted = {key: high for key, high in self.watermarks().items() if high > 0}
         deadline = time.monotonic() + timeout
         while True:
             projector.step()
-            stored = offsets(self.settings, database)
+            stored = offsets(mysql or self.settings, database)
             if all(stored.get(key, 0) >= high for key, high in wanted.items()):
                 return
             assert time.monotonic() < deadline, f"projected {stored}, wanted {wanted}"
 
 
 # -- the database ---------------------------------------------------------------------------------
+
+
+def caught_up(log: Log, settings: Settings, database: str) -> bool:
+    """Whether the offsets stored in `database` reach the end of every partition."""
+    stored = offsets(settings, database)
+    return all(stored.get(key, 0) >= high for key, high in log.watermarks().items() if high)
 
 
 @contextlib.contextmanager
