@@ -7,7 +7,6 @@ one).
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -28,6 +27,8 @@ from tests.integration.test_proj_mysql_support import (
     Log,
     caught_up,
     dump,
+    environment,
+    free_port,
     fresh_database,
 )
 
@@ -43,20 +44,6 @@ def log(stack, settings: Settings, fresh_topic) -> Log:
 def database(stack, settings: Settings):
     with fresh_database(settings) as name:
         yield name
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def environment(log: Log, database: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "OMC_MYSQL_DATABASE": database,
-            "OMC_PROJ_MYSQL_TOPICS": ",".join(log.names),
-            "OMC_PROJ_MYSQL_DEADLETTER_TOPIC": log.dead,
-            "OMC_PROJ_MYSQL_GROUP": f"omc.test.proj.mysql.{database[-12:]}",
-            "OMC_PROJ_MYSQL_METRICS_PORT": str(free_port()), **extra}
 
 
 def start(env: dict[str, str], *options: str) -> subprocess.Popen:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -341,6 +343,22 @@ class Log:
             if all(stored.get(key, 0) >= high for key, high in wanted.items()):
                 return
             assert time.monotonic() < deadline, f"projected {stored}, wanted {wanted}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment(log: Log, database: str, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m omc_proj_mysql` process reading `log` into
+    `database`, with a group of its own and a free metrics port."""
+    return {**os.environ, "OMC_MYSQL_DATABASE": database,
+            "OMC_PROJ_MYSQL_TOPICS": ",".join(log.names),
+            "OMC_PROJ_MYSQL_DEADLETTER_TOPIC": log.dead,
+            "OMC_PROJ_MYSQL_GROUP": f"omc.test.proj.mysql.{database[-12:]}",
+            "OMC_PROJ_MYSQL_METRICS_PORT": str(free_port()), **extra}
 
 
 # -- the database ---------------------------------------------------------------------------------
