@@ -16,8 +16,11 @@ Statuses
                  InferenceCompleted, InferenceFailed, ActionProposed, PolicyEvaluated,
                  ActionApproved, ActionRejected, ToolResultRecorded) ⇄ awaiting_approval
                  (ApprovalRequested) → completed | failed | cancelled; a refused SubmitTask
-                 (CommandRejected) → failed.  `failure` is {code, reason} (TaskFailed),
-                 {code: "CANCELLED", reason, cancelled_by} or {code: "REJECTED:<code>", reason}.
+                 (CommandRejected) → failed. A final status stays final. `failure` is
+                 {code, reason} (TaskFailed), {code: "CANCELLED", reason, cancelled_by} or
+                 {code: "REJECTED:<code>", reason}; `result` is TaskCompleted's {summary,
+                 tx_hashes, inference_count, total_cost_usd}. Unchained messages on the task
+                 topic (sequence 0) are not part of a task's trail and change nothing.
     agent        registering (RegisterAgent) → active (AgentRegistered) | rejected
     transaction  requested → signed → broadcast → included → confirmed, or reorged (pending
                  again) or failed
