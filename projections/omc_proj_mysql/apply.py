@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 from omc_events import records as r
 from omc_events.record import Record
-from omc_proj_mysql.convert import payload, plain, to_json, utc
+from omc_proj_mysql.convert import payload_json, plain, to_json, utc
 from omc_proj_mysql.store import Key, Row, View
 from omc_proj_mysql.tables import (
     AGENTS,
@@ -214,7 +214,7 @@ def _task_event(view: View, e: Any, at: At, task_id: str) -> Row | None:
         "actor": meta.actor, "correlation_id": meta.correlation_id,
         "causation_id": meta.causation_id, "prev_hash": meta.prev_hash, "hash": meta.hash,
         "topic": at.topic, "partition": at.partition, "offset": at.offset,
-        "payload": to_json(payload(e)),
+        "payload": payload_json(e),
     })
     task.update(updated_at=when, last_sequence=meta.sequence, last_event_type=meta.event_type,
                 last_hash=meta.hash)

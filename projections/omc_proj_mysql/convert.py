@@ -59,3 +59,22 @@ def payload(record: Record) -> dict[str, Any]:
     body = plain(record)
     body.pop("meta", None)
     return body
+
+
+def payload_json(record: Record) -> str:
+    """`to_json(payload(record))`, faster: the record's own Avro dict, with times and bytes
+    turned into text by the JSON encoder as it meets them."""
+    body = record.to_avro()
+    body.pop("meta", None)
+    return _ENCODER.encode(body)
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, datetime):
+        return rfc3339(value)  # type: ignore[return-value]
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_text_of)

@@ -214,6 +214,25 @@ def test_commands_make_rows_before_the_runtime_answers(settings, log, database, 
     assert read(db, queries.task_events, "acme", task_id).items == []
 
 
+def test_any_text_comes_back_exactly_as_it_was_written(settings, log, database, db) -> None:
+    nasty = "it's \\ \"x\"\n\r\x00\x1a\t 🚀 ünïcode '); DROP TABLE tasks; -- %s %(x)s"
+    history = History("text")
+    task_id = new_id("text", "task")
+    history.make(r.SubmitTask, "task", task_id, "acme", chained=False, task_id=task_id,
+                 agent_id=new_id("text", "agent"), instruction=nasty, chain_id=31337)
+    history.make(r.TaskSubmitted, "task", task_id, "acme", task_id=task_id,
+                 agent_id=new_id("text", "agent"), instruction=nasty, chain_id=31337,
+                 submitted_by=nasty)
+    project(log, database, history)
+
+    task = read(db, queries.get_task, "acme", task_id).item
+    (event,) = read(db, queries.task_events, "acme", task_id).items
+
+    assert task["instruction"] == nasty
+    assert event["payload"]["instruction"] == nasty
+    assert event["payload"]["submitted_by"] == nasty
+
+
 # -- pagination and tenants ------------------------------------------------------------------
 
 

@@ -73,11 +73,14 @@ def new_id(*parts: object) -> str:
 class History:
     """A log written in time order; `records` is what to produce, in that order."""
 
-    def __init__(self, name: str = "h", *, start: datetime | None = None) -> None:
+    def __init__(self, name: str = "h", *, start: datetime | None = None,
+                 sink: Callable[[Record], None] | None = None) -> None:
+        """`sink`: where each record goes as it is made (default: kept in `records`)."""
         self.name = name
         self.clock = start or datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
         self.heads: dict[tuple[str, str], ChainHead] = {}
         self.records: list[Record] = []
+        self.sink = sink or self.records.append
         self.count = 0
 
     # -- building blocks ----------------------------------------------------------------------
@@ -99,7 +102,7 @@ class History:
             record, self.heads[key] = seal(SCHEMAS, record, self.heads.get(key, ChainHead()))
         else:
             record = seal_command(SCHEMAS, record)
-        self.records.append(record)
+        self.sink(record)
         return record
 
     def policy(self, version: int) -> r.Policy:
@@ -294,9 +297,13 @@ class Log:
     def names(self) -> tuple[str, ...]:
         return tuple(self.topics[role] for role in ROLES)
 
+    def topics_for(self, record: Record) -> str:
+        """The topic `record` goes to."""
+        return self.topics[role_of(record)]
+
     def send(self, records: Sequence[Record], *, flush_every: int = 20_000) -> None:
         for i, record in enumerate(records, 1):
-            self.producer.send(self.topics[role_of(record)], record)
+            self.producer.send(self.topics_for(record), record)
             if i % flush_every == 0:
                 self.producer.flush(120)
         self.producer.flush(120)

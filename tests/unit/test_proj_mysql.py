@@ -15,7 +15,7 @@ from omc_events import records as r
 from omc_proj_mysql import queries
 from omc_proj_mysql.__main__ import Options
 from omc_proj_mysql.apply import HANDLERS, At
-from omc_proj_mysql.convert import payload, rfc3339, to_json, utc
+from omc_proj_mysql.convert import payload, payload_json, rfc3339, to_json, utc
 from omc_proj_mysql.migrations import DIRECTORY, migrations
 from omc_proj_mysql.store import Literals, View
 from omc_proj_mysql.tables import ALL, ROWS, TASK_EVENTS, TASKS, TRANSACTIONS, Mode, Table
@@ -214,7 +214,7 @@ def test_sql_literals() -> None:
     literal = Literals()
     when = datetime(2026, 11, 25, 12, 0, 0, 5)
 
-    assert literal("it's \\ \"x\"\n\r\x00\x1a") == "'it\\'s \\\\ \\\"x\\\"\\n\\r\\0\\Z'"
+    assert literal("it's \\ \"x\"\n\r\x00\x1a") == "'it\\'s \\\\ \"x\"\n\r\\0\\Z'"
     assert Literals(no_backslash_escapes=True)("it's \\") == "'it''s \\'"
     assert literal(None) == "NULL"
     assert (literal(True), literal(False), literal(42)) == ("1", "0", "42")
@@ -292,3 +292,8 @@ def test_every_bad_option_is_named() -> None:
     for name in ("OMC_PROJ_MYSQL_METRICS_PORT", "OMC_PROJ_MYSQL_BATCH",
                  "OMC_PROJ_MYSQL_TOPICS", "OMC_MYSQL_PORT"):
         assert name in problems
+
+
+def test_the_fast_payload_is_the_plain_one(world: History) -> None:
+    for record in world.records:
+        assert payload_json(record) == to_json(payload(record))
