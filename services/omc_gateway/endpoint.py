@@ -24,6 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -42,6 +43,8 @@ from omc_gateway.fields import Kind, Obj
 from omc_gateway.observe import annotate
 from omc_gateway.ports import KeyStore, RateLimiter
 
+MAX_DEPTH = 64
+_NO_QUERY = QueryParams()
 JSON_TYPE = re.compile(r"application/(?:[a-z0-9.+-]+\+)?json", re.IGNORECASE)
 
 
@@ -161,7 +164,7 @@ def parameters(endpoint: Endpoint, request: Request) -> dict[str, Any]:
     """The endpoint's parameters, checked; unknown and repeated query parameters refused."""
     problems: list[FieldError] = []
     values: dict[str, Any] = {}
-    query = request.query_params
+    query = request.query_params if request.scope["query_string"] else _NO_QUERY
     if query:
         for name in dict.fromkeys(query.keys()):
             if name not in endpoint._query:
@@ -211,13 +214,15 @@ async def read_json(request: Request, limit: int) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidJson(f"The body is not UTF-8 (byte {error.start}).") from error
+    if _too_deep(text):
+        raise InvalidJson(f"The body is nested more than {MAX_DEPTH} levels deep.")
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
         raise InvalidJson(f"The body is not JSON: {error.msg} at line {error.lineno}, column "
                           f"{error.colno}.") from error
     except RecursionError as error:
-        raise InvalidJson("The body is nested too deeply.") from error
+        raise InvalidJson(f"The body is nested more than {MAX_DEPTH} levels deep.") from error
     except ValueError as error:  # a duplicate member, NaN, a number with too many digits
         raise InvalidJson(f"The body is not acceptable JSON: {error}.") from error
     if "\\ud" in text or "\\uD" in text:
@@ -227,6 +232,31 @@ async def read_json(request: Request, limit: int) -> Any:
             raise InvalidJson("The body has a lone UTF-16 surrogate (\\ud800-\\udfff) in a "
                               "string; that is not text.") from error
     return value
+
+
+def _too_deep(text: str) -> bool:
+    """Whether arrays and objects nest more than MAX_DEPTH deep (checked before parsing, so
+    the answer does not depend on the interpreter's recursion limit)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -259,9 +289,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_jsonable)
+
+
 def dumps(content: Any) -> bytes:
-    return json.dumps(content, ensure_ascii=False, separators=(",", ":"),
-                      default=_jsonable).encode()
+    return _ENCODER.encode(content).encode()
 
 
 def json_response(content: Any, status: int = 200,

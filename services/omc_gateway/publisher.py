@@ -1,41 +1,42 @@
 """The command bus: commands to `omc.commands.v1`, answered once Kafka acknowledged them.
 
-Producing is blocking, so one thread owns the `EventProducer` and commits in groups: it takes
-every command waiting, sends them, flushes once (acks=all, idempotence on), and answers each
-request's future on its event loop. Under load a flush covers many requests, so throughput
-does not stop at one round trip per command. A flush that fails fails its whole group with
-`Unavailable` (a command of the group may still have been written: a client retrying with
-its Idempotency-Key gets the same command id, which consumers drop as a duplicate).
+Nothing here blocks the event loop, and no Python thread competes with it for the GIL:
+`produce()` only queues the message in librdkafka (its own C threads send it, acks=all,
+idempotence on), and a timer on the loop calls `poll(0)` every millisecond while messages are
+in flight, which runs each message's delivery report on the loop itself: the request's future
+is resolved with the broker's acknowledgement, or fails with `Unavailable`. Many requests'
+messages share librdkafka's batches, so throughput does not stop at one round trip each.
 
-`message.timeout.ms` is the gateway's Kafka timeout, so librdkafka gives up on a command at
-the moment the request is answered 503, rather than delivering it minutes later.
+`message.timeout.ms` is the gateway's Kafka timeout, so every message gets its delivery
+report (success or failure) within it: a request is never answered 503 while its command
+may still be written later by librdkafka's retries.
+
+The first command of each type looks its schema id up in the registry (blocking HTTP, cached
+afterwards); that first encode runs in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
-import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from omc_events.avro import RecordInvalid
 from omc_events.codec import CodecError
+from omc_events.envelope import headers
 from omc_events.record import Record
 from omc_gateway.errors import FieldError, InvalidBody, Unavailable
-from omc_kafka.producer import DeliveryFailed, EventProducer
+from omc_kafka.producer import EventProducer
 
 log = logging.getLogger("omc.gateway.publisher")
 
 COMMANDS_TOPIC = "omc.commands.v1"
-MAX_GROUP = 2000
-
-_Item = tuple[Record, asyncio.Future, asyncio.AbstractEventLoop]
+POLL_INTERVAL = 0.001
 
 
 def kafka_down() -> Unavailable:
@@ -43,114 +44,111 @@ def kafka_down() -> Unavailable:
                                 "was not accepted; retry later.")
 
 
+class AckedProducer(EventProducer):
+    """An `EventProducer` whose messages each report their own delivery (the base class
+    collects failures for one `flush()` of everything, which many concurrent requests
+    cannot share)."""
+
+    def encode(self, topic: str, record: Record) -> bytes:
+        return self.codec.encode(topic, record)
+
+    def produce(self, topic: str, record: Record, value: bytes,
+                on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
+        meta = record.meta  # type: ignore[attr-defined]
+        self.producer.produce(topic, value=value, key=meta.aggregate_id,
+                              headers=headers(meta, self.source), on_delivery=on_delivery)
+
+
 class KafkaCommandBus:
-    def __init__(self, make_producer: Callable[[], EventProducer], *, timeout: float,
-                 topic: str = COMMANDS_TOPIC) -> None:
+    def __init__(self, make_producer: Callable[[], AckedProducer], *, timeout: float,
+                 topic: str = COMMANDS_TOPIC, poll_interval: float = POLL_INTERVAL) -> None:
         self.make_producer = make_producer
         self.timeout = timeout
         self.topic = topic
-        self.producer: EventProducer | None = None
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self.poll_interval = poll_interval
+        self.producer: AckedProducer | None = None
+        self._in_flight = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._warm: set[str] = set()
 
     async def open(self) -> None:
         self.producer = self.make_producer()
-        self._thread = threading.Thread(target=self._run, name="omc-gateway-producer",
-                                        daemon=True)
-        self._thread.start()
+        self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            await anyio.to_thread.run_sync(self._thread.join)
-            self._thread = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            await anyio.to_thread.run_sync(producer.producer.flush, self.timeout)
 
     async def publish(self, record: Record) -> None:
-        if self._thread is None:
+        producer = self.producer
+        if producer is None or self._loop is None:
             raise Unavailable("kafka", "The gateway is not connected to the event log yet.")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._queue.put((record, future, loop))
-        await future
+        try:
+            if record.SCHEMA in self._warm:
+                value = producer.encode(self.topic, record)
+            else:
+                value = await anyio.to_thread.run_sync(producer.encode, self.topic, record)
+                self._warm.add(record.SCHEMA)
+        except RecordInvalid as error:
+            raise InvalidBody([FieldError(error.field, error.problem)]) from error
+        except CodecError as error:
+            log.warning("a command could not be encoded: %s", error)
+            raise Unavailable("schema-registry", "The schema registry did not answer, so the "
+                                                 "command was not accepted; retry later.") \
+                from error
+        future = self._loop.create_future()
+        try:
+            producer.produce(self.topic, record, value, partial(self._delivered, future))
+        except (BufferError, KafkaException) as error:
+            log.warning("a command could not be queued: %s: %s", type(error).__name__, error)
+            raise kafka_down() from error
+        self._in_flight += 1
+        if self._timer is None:
+            self._timer = self._loop.call_later(self.poll_interval, self._poll)
+        await future  # librdkafka reports every message within message.timeout.ms
+
+    def _delivered(self, future: asyncio.Future, error: KafkaError | None,
+                   message: Message) -> None:
+        self._in_flight -= 1
+        if future.done():  # the request is gone (client disconnected)
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            log.warning("a command was not acknowledged: %s", error)
+            future.set_exception(kafka_down())
+
+    def _poll(self) -> None:
+        """Serve delivery reports; again in a millisecond while messages are in flight (a
+        timer callback, cheaper than a task that sleeps)."""
+        self._timer = None
+        producer = self.producer
+        if producer is None or self._loop is None:
+            return
+        try:
+            producer.producer.poll(0)
+        except Exception:  # a callback failed: keep serving the others
+            log.exception("serving Kafka delivery reports failed")
+        if self._in_flight > 0:
+            self._timer = self._loop.call_later(self.poll_interval, self._poll)
 
     async def ping(self) -> None:
         producer = self.producer
         if producer is None:
             raise Unavailable("kafka", "The gateway is not connected to the event log yet.")
+
+        def metadata() -> Any:
+            return producer.producer.list_topics(self.topic, timeout=self.timeout)
+
         try:
-            metadata = await anyio.to_thread.run_sync(
-                lambda: producer.producer.list_topics(self.topic, timeout=self.timeout))
+            found = await anyio.to_thread.run_sync(metadata, abandon_on_cancel=True)
         except KafkaException as error:
             raise kafka_down() from error
-        topic = metadata.topics.get(self.topic)
-        if topic is None or topic.error is not None or not metadata.brokers:
+        topic = found.topics.get(self.topic)
+        if topic is None or topic.error is not None or not found.brokers:
             raise Unavailable("kafka", f"The topic {self.topic} is not available.")
-
-    # -- the producer thread ---------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            group = [first]
-            stop = False
-            while len(group) < MAX_GROUP:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                group.append(item)
-            try:
-                self._commit(group)
-            except Exception:  # never let the thread die: every later command would hang
-                log.exception("committing %d command(s) failed", len(group))
-                self._answer([(item, kafka_down()) for item in group])
-            if stop:
-                break
-        if self.producer is not None:
-            self.producer.producer.flush(self.timeout)
-
-    def _commit(self, group: list[_Item]) -> None:
-        assert self.producer is not None
-        answers: list[tuple[_Item, BaseException | None]] = []
-        sent: list[_Item] = []
-        for item in group:
-            try:
-                self.producer.send(self.topic, item[0])
-                sent.append(item)
-            except RecordInvalid as error:
-                answers.append((item, InvalidBody([FieldError(error.field, error.problem)])))
-            except (CodecError, BufferError, KafkaException) as error:
-                log.warning("a command could not be sent: %s: %s", type(error).__name__, error)
-                answers.append((item, kafka_down()))
-        if sent:
-            try:
-                self.producer.flush(self.timeout + 1)
-                failed = False
-            except DeliveryFailed as error:
-                log.warning("%d command(s) not acknowledged: %s", len(sent), error)
-                failed = True
-            answers += [(item, kafka_down() if failed else None) for item in sent]
-        self._answer(answers)
-
-    def _answer(self, answers: list[tuple[_Item, BaseException | None]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
-        for (_, future, loop), outcome in answers:
-            by_loop.setdefault(loop, []).append((future, outcome))
-        for loop, outcomes in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
-                loop.call_soon_threadsafe(_settle, outcomes)
-
-
-def _settle(outcomes: list[tuple[asyncio.Future, BaseException | None]]) -> None:
-    for future, outcome in outcomes:
-        if future.done():  # the request was cancelled (client gone)
-            continue
-        if outcome is None:
-            future.set_result(None)
-        else:
-            future.set_exception(outcome)

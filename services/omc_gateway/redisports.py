@@ -12,6 +12,7 @@ a failure deletes it, so a retry after a 503 goes ahead.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -27,8 +28,8 @@ from omc_gateway.ports import StoredAnswer
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 _HIT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+if count == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return count
 """
 
@@ -53,25 +54,69 @@ def _down(what: str) -> Unavailable:
     return Unavailable("redis", f"Redis, which holds {what}, is not answering; retry later.")
 
 
+class _Window:
+    """Requests of one key in one window waiting to be counted, and whether a count is on
+    its way to Redis."""
+
+    __slots__ = ("busy", "task", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: list[asyncio.Future] = []
+        self.busy = False
+        self.task: asyncio.Task | None = None  # held: the loop keeps only weak references
+
+
 class RedisRateLimiter:
-    """At most `limit` requests per key per fixed window of `window` seconds."""
+    """At most `limit` requests per key per fixed window of `window` seconds.
+
+    Every request is counted in Redis, exactly; concurrent requests of one key are counted
+    together (one INCRBY while the previous one is on its way), so under load a key costs a
+    round trip per batch rather than per request, and each request still learns its own
+    position in the window."""
 
     def __init__(self, client: redis.asyncio.Redis, *, limit: int, window: int,
                  clock: Callable[[], float] = time.time) -> None:
         self.client, self.limit, self.window, self.clock = client, limit, window, clock
         self._hit = client.register_script(_HIT)
+        self._windows: dict[str, _Window] = {}
 
     async def hit(self, key_id: str) -> None:
         now = self.clock()
         number = int(now // self.window)
-        try:
-            count = await self._hit(keys=[f"omc:v1:ratelimit:{key_id}:{number}"],
-                                    args=[self.window * 1000 + 1000])
-        except REDIS_DOWN as error:
-            raise _down("the rate limits") from error
+        name = f"omc:v1:ratelimit:{key_id}:{number}"
+        window = self._windows.get(name)
+        if window is None:
+            window = self._windows[name] = _Window()
+        future = asyncio.get_running_loop().create_future()
+        window.waiting.append(future)
+        if not window.busy:
+            window.busy = True
+            window.task = asyncio.create_task(self._count(name, window))
+        count = await future
         if count > self.limit:
             retry_after = max(1, math.ceil((number + 1) * self.window - now))
             raise RateLimited(self.limit, self.window, retry_after)
+
+    async def _count(self, name: str, window: _Window) -> None:
+        try:
+            while window.waiting:
+                batch, window.waiting = window.waiting, []
+                try:
+                    total = await self._hit(keys=[name],
+                                            args=[len(batch), self.window * 1000 + 1000])
+                except REDIS_DOWN:
+                    for future in batch:
+                        if not future.done():
+                            future.set_exception(_down("the rate limits"))
+                    continue
+                first = int(total) - len(batch) + 1
+                for position, future in enumerate(batch):
+                    if not future.done():
+                        future.set_result(first + position)
+        finally:
+            window.busy = False
+            if self._windows.get(name) is window:
+                del self._windows[name]
 
     async def ping(self) -> None:
         try:

@@ -132,8 +132,7 @@ class CommandRoutes:
                 .encode()).hexdigest()
             stored = await self.idempotency.begin(principal.key_id, key, fingerprint)
             if stored is not None:
-                self.metrics.commands.labels(str(stored.body.get("command_type")),
-                                             "replayed").inc()
+                self.metrics.command(str(stored.body.get("command_type")), "replayed")
                 return _answer(stored, replayed=True)
         try:
             try:
@@ -145,7 +144,7 @@ class CommandRoutes:
             try:
                 await self.bus.publish(record)
             except Unavailable:
-                self.metrics.commands.labels(record.SCHEMA, "unavailable").inc()
+                self.metrics.command(record.SCHEMA, "unavailable")
                 raise
         except BaseException:
             if key is not None:
@@ -157,8 +156,7 @@ class CommandRoutes:
             "command_id": cid, "command_type": record.SCHEMA,
             "aggregate_id": meta.aggregate_id, "status": "accepted",
             "links": {"self": location}}, location)
-        self.metrics.commands.labels(record.SCHEMA, "accepted").inc()
-        log.info("accepted %s for %s", record.SCHEMA, location)
+        self.metrics.command(record.SCHEMA, "accepted")
         if key is not None:
             try:
                 await self.idempotency.complete(principal.key_id, key, fingerprint, answer)

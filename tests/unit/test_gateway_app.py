@@ -327,7 +327,8 @@ def test_register_agent_body_problems_name_each_field(gw: Gateway, changes: dict
     (b'{"chain_id": NaN}', "NaN is not a JSON number"),
     (b'{"x": "\\ud800"}', "lone UTF-16 surrogate"),
     (b"\xff\xfe{}", "The body is not UTF-8 (byte 0)."),
-    (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    (b"[" * 5000 + b"]" * 5000, "nested more than 64 levels deep"),
+    (b'{"a": ' * 65 + b"1" + b"}" * 65, "nested more than 64 levels deep"),
     (b'{"chain_id": ' + b"9" * 5000 + b"}", "The body is not acceptable JSON"),
 ])
 def test_malformed_json_is_400(gw: Gateway, content: bytes, detail: str) -> None:
@@ -345,6 +346,13 @@ def test_a_body_that_is_not_json_is_415(gw: Gateway, media: str | None) -> None:
     answer = gw.client.post("/v1/tasks", content=json.dumps(submit_body()), headers=headers)
 
     problem(answer, 415, "unsupported-media-type")
+
+
+def test_brackets_in_strings_do_not_count_as_nesting(gw: Gateway) -> None:
+    answer = gw.client.post("/v1/tasks", json=submit_body(instruction='[{"\\' * 300),
+                            headers=gw.auth())
+
+    assert answer.status_code == 202, answer.text
 
 
 def test_json_media_types_with_suffix_and_charset_are_accepted(gw: Gateway) -> None:
@@ -744,7 +752,9 @@ def test_request_ids_are_echoed_or_made(gw: Gateway) -> None:
     bad = gw.client.get("/healthz", headers={"X-Request-ID": "no spaces allowed"})
 
     assert given.headers["x-request-id"] == "abc-123"
-    assert len(bad.headers["x-request-id"]) == 32
+    made = bad.headers["x-request-id"]
+    assert len(made) == 24
+    assert made != gw.client.get("/healthz").headers["x-request-id"]
 
 
 def test_an_unexpected_error_is_a_500_problem_without_details(gw: Gateway) -> None:
@@ -779,3 +789,16 @@ def test_blank_means_what_json_schema_calls_white_space(gw: Gateway) -> None:
 
     assert control.status_code == 202, control.text
     assert fields(problem(blank, 422, "invalid-body")) == {"reason": "must not be only spaces"}
+
+
+def test_every_command_is_sealed_exactly_as_chain_seal_command_seals(gw: Gateway) -> None:
+    for endpoint in gw.app.state.endpoints:
+        if endpoint.method != "GET":
+            path, body, _ = MATRIX[endpoint.operation_id]
+            answer = gw.client.request(endpoint.method, path, json=body, headers=gw.auth())
+            assert answer.status_code == 202, answer.text
+
+    assert len(gw.bus.published) == 6
+    for record in gw.bus.published:
+        assert seal_command(FACTORY.schemas, record) == record
+        assert verify([("body", FACTORY.schemas.encode(record))]) == (1, [])

@@ -5,19 +5,18 @@ group commit over a stand-in producer."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import types
+import dataclasses
 import uuid
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import KafkaError
 
 from omc_events.avro import RecordInvalid
 from omc_gateway.errors import IdempotencyConflict, InvalidBody, RateLimited, Unavailable
 from omc_gateway.memory import MemoryIdempotency, MemoryRateLimiter
 from omc_gateway.ports import StoredAnswer
 from omc_gateway.publisher import KafkaCommandBus
-from omc_kafka.producer import DeliveryFailed
 
 ANSWER = StoredAnswer(202, {"command_id": "c", "status": "accepted"}, "/v1/tasks/t")
 
@@ -107,67 +106,108 @@ def test_a_down_memory_adapter_is_unavailable() -> None:
 # -- the Kafka command bus --------------------------------------------------------------------
 
 
-class StandInProducer:
-    """EventProducer's interface: send() queues, flush() acknowledges all or raises."""
+class StandInClient:
+    """confluent_kafka.Producer's interface: produce() queues, poll() serves delivery reports
+    of the messages the broker answered (`answer` decides: None acknowledges)."""
 
     def __init__(self) -> None:
-        self.sent: list[object] = []
-        self.flushes: list[int] = []
-        self.fail = False
-        self.gate = threading.Event()
-        self.gate.set()
-        self.producer = types.SimpleNamespace(flush=lambda timeout: 0)
+        self.queued: list[tuple[str, bytes, object]] = []
+        self.answer: Callable[[bytes], object] = lambda value: None
+        self.polls = 0
 
-    def send(self, topic: str, record: object) -> None:
-        if record == "invalid":
+    def produce(self, topic, value, key, headers, on_delivery) -> None:
+        if value == b"full":
+            raise BufferError("Local: Queue full")
+        self.queued.append((key, value, on_delivery))
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        served, self.queued = self.queued, []
+        for _, value, on_delivery in served:
+            on_delivery(self.answer(value), None)
+        return len(served)
+
+    def flush(self, timeout: float) -> int:
+        return self.poll(0)
+
+
+class StandInProducer:
+    """AckedProducer's interface over the stand-in client; records encode as their names."""
+
+    def __init__(self) -> None:
+        self.producer = StandInClient()
+        self.source = "omc/test"
+
+    def encode(self, topic: str, record) -> bytes:
+        if record.name == "invalid":
             raise RecordInvalid("omc.command.SubmitTask", "SubmitTask.chain_id", "is bad")
-        self.sent.append(record)
+        return record.name.encode()
 
-    def flush(self, timeout: float = 30) -> None:
-        self.gate.wait()
-        self.flushes.append(len(self.sent))
-        if self.fail:
-            raise DeliveryFailed("Kafka did not acknowledge: timed out")
+    def produce(self, topic, record, value, on_delivery) -> None:
+        self.producer.produce(topic, value, record.name, [], on_delivery)
 
 
-def test_the_bus_commits_waiting_commands_in_one_flush() -> None:
+@dataclasses.dataclass
+class Named:
+    name: str
+    SCHEMA: str = "omc.command.SubmitTask"
+
+
+def test_the_bus_answers_each_command_with_its_own_delivery_report() -> None:
     producer = StandInProducer()
-    bus = KafkaCommandBus(lambda: producer, timeout=1)
-
-    async def go() -> None:
-        await bus.open()
-        producer.gate.clear()
-        first = asyncio.ensure_future(bus.publish("a"))
-        await asyncio.sleep(0.05)  # "a" is being flushed; the next ones wait for it
-        rest = [asyncio.ensure_future(bus.publish(name)) for name in "bcd"]
-        await asyncio.sleep(0.05)
-        producer.gate.set()
-        await asyncio.gather(first, *rest)
-        await bus.close()
-
-    run(go())
-    assert producer.sent == ["a", "b", "c", "d"]
-    assert producer.flushes[:2] == [1, 4]
-
-
-def test_a_failed_flush_fails_its_group_and_a_bad_record_only_itself() -> None:
-    producer = StandInProducer()
+    producer.producer.answer = lambda value: (KafkaError(KafkaError._MSG_TIMED_OUT)
+                                              if value == b"b" else None)
     bus = KafkaCommandBus(lambda: producer, timeout=1)
 
     async def go() -> list[object]:
         await bus.open()
-        producer.fail = True
-        results = await asyncio.gather(bus.publish("a"), bus.publish("invalid"),
+        results = await asyncio.gather(*(bus.publish(Named(n)) for n in ("a", "b", "c")),
                                        return_exceptions=True)
         await bus.close()
         return results
 
     results = run(go())
-    assert {type(r) for r in results} <= {Unavailable, InvalidBody}
-    assert any(isinstance(r, InvalidBody) and r.errors[0].field == "SubmitTask.chain_id"
-               for r in results)
+    assert results[0] is None
+    assert results[2] is None
+    assert isinstance(results[1], Unavailable)
+    assert results[1].dependency == "kafka"
+
+
+def test_a_bad_record_and_a_full_queue_fail_only_themselves() -> None:
+    producer = StandInProducer()
+    bus = KafkaCommandBus(lambda: producer, timeout=1)
+
+    async def go() -> list[object]:
+        await bus.open()
+        results = await asyncio.gather(bus.publish(Named("invalid")), bus.publish(Named("full")),
+                                       bus.publish(Named("ok")), return_exceptions=True)
+        await bus.close()
+        return results
+
+    invalid, full, ok = run(go())
+    assert isinstance(invalid, InvalidBody)
+    assert invalid.errors[0].field == "SubmitTask.chain_id"
+    assert isinstance(full, Unavailable)
+    assert ok is None
+
+
+def test_the_poller_sleeps_while_nothing_is_in_flight() -> None:
+    producer = StandInProducer()
+    bus = KafkaCommandBus(lambda: producer, timeout=1)
+
+    async def go() -> int:
+        await bus.open()
+        await bus.publish(Named("a"))
+        await asyncio.sleep(0.05)
+        before = producer.producer.polls
+        await asyncio.sleep(0.1)
+        idle = producer.producer.polls - before
+        await bus.close()
+        return idle
+
+    assert run(go()) <= 1
 
 
 def test_the_bus_refuses_before_it_is_open() -> None:
     with pytest.raises(Unavailable):
-        run(KafkaCommandBus(StandInProducer, timeout=1).publish("a"))
+        run(KafkaCommandBus(StandInProducer, timeout=1).publish(Named("a")))
