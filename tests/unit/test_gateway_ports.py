@@ -47,6 +47,18 @@ class RateLimiterContract:
 
         run(go())
 
+    def test_concurrent_hits_are_each_counted_once(self) -> None:
+        limiter = self.make(limit=5, window=60, clock=lambda: 1_000_020.0)
+        key = uuid.uuid4().hex[:12]
+
+        async def go() -> list[object]:
+            return await asyncio.gather(*(limiter.hit(key) for _ in range(12)),
+                                        return_exceptions=True)
+
+        results = run(go())
+        assert results.count(None) == 5
+        assert sum(isinstance(r, RateLimited) for r in results) == 7
+
     def test_ping(self) -> None:
         run(self.make(limit=1, window=1, clock=lambda: 0.0).ping())
 
