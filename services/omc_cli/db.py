@@ -11,29 +11,15 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
-import mysql.connector
 
 from omc_cli.friendly import friendly
+from omc_cli.migrations import migrate_all
 from omc_config import Settings
-from omc_config.settings import REPO_ROOT
 from omc_errors import OmcError
-from omc_proj_mysql import migrations as mysql_migrations
-from omc_store import migrate as migrate_lib
-from omc_store.mysql import connect
 
-GATEWAY_SQL = REPO_ROOT / "services" / "omc_gateway" / "sql"
 EXIT_DIFFERENT = 3
-
-
-def components() -> list[tuple[str, Path]]:
-    """(component, migrations directory) of everything that keeps tables in MySQL."""
-    found = [(mysql_migrations.COMPONENT, mysql_migrations.DIRECTORY)]
-    if GATEWAY_SQL.is_dir():
-        found.append(("gateway", GATEWAY_SQL))
-    return found
 
 
 @click.group()
@@ -45,30 +31,8 @@ def db() -> None:
 @friendly
 def db_migrate() -> None:
     """Create the database if needed and apply every component's pending migrations."""
-    settings = Settings.from_env()
-    name = settings.mysql.database
-    try:
-        admin = connect(settings, "")
-        try:
-            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
-        finally:
-            admin.close()
-        connection = connect(settings)
-        try:
-            for component, directory in components():
-                applied = migrate_lib.apply(connection,
-                                            migrate_lib.discover(component, directory))
-                if applied:
-                    for migration in applied:
-                        click.echo(f"{component}: applied version {migration.version} "
-                                   f"({migration.name})")
-                else:
-                    click.echo(f"{component}: up to date")
-        finally:
-            connection.close()
-    except mysql.connector.Error as error:
-        raise OmcError(f"MySQL at {settings.mysql.host}:{settings.mysql.port} ({name}): "
-                       f"{error}") from error
+    for line in migrate_all(Settings.from_env()):
+        click.echo(line)
 
 
 @click.group()

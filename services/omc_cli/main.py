@@ -24,12 +24,15 @@ from collections.abc import Sequence
 
 import click
 
+from omc_cli import demo
 from omc_cli.contract import apply_topics, schemas, topics
 from omc_cli.friendly import friendly
+from omc_cli.migrations import migrate_all
 from omc_config import Settings
 from omc_config.settings import REPO_ROOT
 from omc_errors import OmcError
 from omc_stack import ComponentStatus, Stack
+from omc_stack.components import SERVICES
 
 EXIT_NOT_READY = 3
 PYTEST_NO_TESTS = 5
@@ -61,23 +64,31 @@ for _name in COMMAND_MODULES:
 @cli.command()
 @friendly
 def up() -> None:
-    """Bring up the local stack, declare the log's topics, print where everything listens."""
+    """Bring up the whole system: the stack, the log's topics, the database schema, and
+    every service (supervised); print where everything listens."""
     click.echo("Bringing up the local stack under .stack/ ...")
     stack = _stack()
     started = time.monotonic()
-    statuses = stack.up()
-    click.echo(f"\nUp in {time.monotonic() - started:.1f}s.\n")
-    _print_table(statuses)
-    click.echo("\nTopics of the log (schemas/topics.yaml):")
+    stack.up()
+    click.echo("Declaring the log's topics (schemas/topics.yaml) ...")
     for line in apply_topics(stack.settings).lines():
         click.echo(f"  {line}")
+    click.echo("Applying database migrations ...")
+    for line in migrate_all(stack.settings):
+        click.echo(f"  {line}")
+    click.echo("Starting the services ...")
+    stack.up([service.name for service in SERVICES])
+    click.echo(f"\nUp in {time.monotonic() - started:.1f}s.\n")
+    _print_table(stack.status())
+    click.echo("\nA round trip through the running system:")
+    demo.run(stack.settings, lambda line: click.echo(f"  {line}"))
     click.echo("\nStop it with `.venv/bin/omc down`; see it with `.venv/bin/omc stack status`.")
 
 
 @cli.command()
 @friendly
 def down() -> None:
-    """Stop everything `omc up` started."""
+    """Stop everything `omc up` started (services first)."""
     _stack().down()
 
 

@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import mysql.connector
+
 from omc_config import Settings
+from omc_errors import OmcError
+from omc_proj_mysql import migrations as mysql_migrations
 from omc_store import migrate
 from omc_store.mysql import connect
 
-# (component, package whose `sql/` directory holds its migrations), in apply order.
-MIGRATION_SETS = (("proj_mysql", "omc_proj_mysql"), ("gateway", "omc_gateway"))
+GATEWAY_SQL = Path(__file__).resolve().parents[1] / "omc_gateway" / "sql"
 
 
-def all_migrations() -> list[migrate.Migration]:
-    found = []
-    for component, package in MIGRATION_SETS:
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
-            continue
-        directory = Path(spec.origin).parent / "sql"
-        if directory.is_dir():
-            found += migrate.discover(component, directory)
-    return found
+def components() -> list[tuple[str, Path]]:
+    """(component, migrations directory) of everything that keeps tables in MySQL."""
+    return [(mysql_migrations.COMPONENT, mysql_migrations.DIRECTORY), ("gateway", GATEWAY_SQL)]
 
 
 def migrate_all(settings: Settings) -> list[str]:
-    """Apply what is not applied yet; one line per migration applied (or 'up to date')."""
-    connection = connect(settings)
+    """Create the database if needed and apply every pending migration; one line per
+    component saying what was applied (or that it was up to date)."""
+    name = settings.mysql.database
+    lines = []
     try:
-        applied = migrate.apply(connection, all_migrations())
-    finally:
-        connection.close()
-    return ([f"applied {m.component} V{m.version}__{m.name}" for m in applied]
-            or ["database schema up to date"])
+        admin = connect(settings, "")
+        try:
+            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        finally:
+            admin.close()
+        connection = connect(settings)
+        try:
+            for component, directory in components():
+                applied = migrate.apply(connection, migrate.discover(component, directory))
+                lines += [f"{component}: applied version {m.version} ({m.name})"
+                          for m in applied] or [f"{component}: up to date"]
+        finally:
+            connection.close()
+    except mysql.connector.Error as error:
+        raise OmcError(f"MySQL at {settings.mysql.host}:{settings.mysql.port} ({name}): "
+                       f"{error}") from error
+    return lines

@@ -1,0 +1,86 @@
+"""The demo `omc up` ends with: a real round trip through the running system.
+
+An API key for the tenant `demo` (kept in .stack/demo/api-key, mode 600, never printed),
+an agent registered and a task submitted over HTTP through the SDK; the gateway writes the
+commands to Kafka, the projectors apply them to MySQL and Redis, and the task is read back
+over HTTP with the projection's position. Nothing here is simulated.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from omc_config import Settings
+from omc_gateway import apikeys
+from omc_sdk import Client
+from omc_sdk.errors import NotFound
+from omc_store.mysql import connect
+
+TENANT = "demo"
+SCOPES = ("commands:write", "queries:read", "audit:read", "approver", "admin")
+AGENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:openmcp-chain:demo-agent"))
+# anvil's first development account: public knowledge, for the local chain only.
+DEV_SIGNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def key_file(settings: Settings) -> Path:
+    return settings.stack.dir / "demo" / "api-key"
+
+
+def demo_key(settings: Settings) -> str:
+    """The demo tenant's key, created once and kept on disk for the user's own requests."""
+    path = key_file(settings)
+    connection = connect(settings)
+    try:
+        if path.exists():
+            token = path.read_text().strip()
+            parsed = apikeys.parse_token(token)
+            known = parsed and apikeys.find_key(connection, parsed[0])
+            if known and not known.revoked_at:
+                return token
+        token, _ = apikeys.create_key(connection, TENANT, SCOPES, "omc up demo")
+    finally:
+        connection.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
+
+
+def run(settings: Settings, echo: Callable[[str], None], timeout: float = 30.0) -> None:
+    """Register the demo agent (idempotent), submit a task, read it back over HTTP."""
+    url = f"http://127.0.0.1:{settings.stack.gateway_port}"
+    with Client(url, demo_key(settings)) as client:
+        client.register_agent(
+            agent_id=AGENT_ID, name="demo agent", description="registered by `omc up`",
+            signer_address=DEV_SIGNER, model="omc-local-planner",
+            policy={"version": 1, "allowed_chain_ids": [settings.chain_id],
+                    "allowed_contracts": [], "allowed_selectors": [], "deny_addresses": [],
+                    "allowed_recipients": [RECIPIENT], "max_value_wei": str(10**17),
+                    "budget_wei": str(10**18), "budget_window_seconds": 86400,
+                    "max_fee_per_gas_wei": str(100 * 10**9),
+                    "approval_threshold_wei": str(5 * 10**16), "max_inferences_per_task": 4},
+            idempotency_key="omc-up-demo-agent",
+        )
+        accepted = client.submit_task(AGENT_ID, f"send 0.01 ETH to {RECIPIENT}",
+                                      chain_id=settings.chain_id)
+        echo(f"POST /v1/tasks -> 202, command {accepted.command_id} is on omc.commands.v1")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                task = client.get_task(accepted.aggregate_id)
+                break
+            except NotFound:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        as_of = client.list_tasks(limit=1).as_of
+        position = ", ".join(f"{k}@{v}" for k, v in sorted(as_of.offsets.items())) if as_of else "?"
+        echo(f"GET /v1/tasks/{task.task_id} -> status {task.status!r}, read from MySQL "
+             f"as projected from the log (projection at {position})")
+        echo(f"Your key for tenant {TENANT!r} is in {key_file(settings)}: "
+             f"OMC_API_KEY=$(cat {key_file(settings)}) .venv/bin/omc tasks list")
