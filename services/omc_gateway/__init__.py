@@ -24,3 +24,11 @@ Kafka acknowledged them); queries read the MySQL and Redis projections through t
     mysqlpool.py    a lazy MySQL connection pool (the gateway starts while MySQL is down)
     observe.py      JSON logs with correlation ids, Prometheus metrics, the ASGI middleware
 """
+
+
+def migrate(settings):  # a thin re-export: importing the package stays cheap
+    """Apply the gateway's migrations (`sql/`, component "gateway") to the settings' MySQL
+    database; returns the names applied. `omc db migrate` applies the same files."""
+    from omc_gateway.apikeys import migrate as apply
+
+    return apply(settings)

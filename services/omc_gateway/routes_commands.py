@@ -38,8 +38,10 @@ TASK_ID = Param("task_id", "path", Uuid(), required=True, doc="the task's id (UU
 ACTION_ID = Param("action_id", "path", Uuid(), required=True, doc="the action's id (UUID)")
 AGENT_ID = Param("agent_id", "path", Uuid(), required=True, doc="the agent's id (UUID)")
 
-ACCEPTED = Reply(202, "Accepted: the command is on the log (acknowledged by Kafka).",
-                 ref("CommandAccepted"), headers=("Location",))
+ACCEPTED = Reply(202, "Accepted: the command is on the log (acknowledged by Kafka). "
+                      "Idempotency-Replayed: true when this is the stored answer of an earlier "
+                      "request with the same Idempotency-Key.",
+                 ref("CommandAccepted"), headers=("Location", "Idempotency-Replayed"))
 
 
 class CommandRoutes:
