@@ -20,8 +20,11 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 def utc(value: datetime) -> datetime:
     """`value` as a naive UTC datetime (what a DATETIME column holds)."""
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is None:
         return value
+    if zone is UTC:  # what the codec gives
+        return value.replace(tzinfo=None)
     return value.astimezone(UTC).replace(tzinfo=None)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,6 +145,8 @@ class Projector:
         self.last_occurred_at: datetime | None = None
         self.check_interval = 1.0
         self._checked = time.monotonic()
+        self._lows: dict[Partition, int] = {}
+        self._lag_at = 0.0
         self.limits: dict[Partition, int] = {}
         """Where to stop, per partition (replays): messages at or past it are not applied."""
         self._connection = None
@@ -210,14 +213,16 @@ class Projector:
         return kept
 
     def reached(self, ends: dict[Partition, int], timeout: float = 10) -> bool:
-        """Whether every partition in `ends` is applied up to its end offset."""
-        for (topic, partition), end in ends.items():
-            expected = self.expected.get((topic, partition))
-            if expected is not None and expected >= end:
-                continue
-            low, _ = self.consumer.get_watermark_offsets(KafkaPartition(topic, partition),
-                                                         timeout=timeout)
-            if end > low:
+        """Whether every partition in `ends` is applied up to its end offset. The first call
+        looks up the partitions' low watermarks (where an empty partition ends); later ones
+        do not call Kafka, so they may run while another thread polls."""
+        missing = [key for key in ends if key not in self._lows]
+        for topic, partition in missing:
+            self._lows[(topic, partition)] = self.consumer.get_watermark_offsets(
+                KafkaPartition(topic, partition), timeout=timeout)[0]
+        for key, end in ends.items():
+            expected = self.expected.get(key)
+            if (expected is None or expected < end) and end > self._lows[key]:
                 return False
         return True
 
@@ -330,10 +335,10 @@ class Projector:
         if last_time is not None:
             self.last_occurred_at = last_time
         applied.unknown = len(unknown)
-        for kind in unknown:
-            self.metrics.unknown.labels(self.projection, kind).inc()
-        for _, record, _ in todo:
-            self.metrics.applied.labels(self.projection, record.SCHEMA).inc()
+        for kind, count in Counter(unknown).items():
+            self.metrics.unknown.labels(self.projection, kind).inc(count)
+        for kind, count in Counter(record.SCHEMA for _, record, _ in todo).items():
+            self.metrics.applied.labels(self.projection, kind).inc(count)
         self.metrics.batches.labels(self.projection).observe(time.perf_counter() - started)
         return applied
 
@@ -343,7 +348,7 @@ class Projector:
         try:
             return self._with_retries("apply a batch", lambda: self.apply(items))
         except mysql.connector.Error as error:
-            if not _refused_data(error):
+            if not refused_data(error):
                 raise
             if len(items) == 1:
                 return self._refuse(items[0], error)
@@ -353,7 +358,7 @@ class Projector:
                 try:
                     one = self._with_retries("apply a record", lambda item=item: self.apply([item]))
                 except mysql.connector.Error as refused:
-                    if not _refused_data(refused):
+                    if not refused_data(refused):
                         raise
                     one = self._refuse(item, refused)
                 total.records += one.records
@@ -439,7 +444,11 @@ class Projector:
         finally:
             self.close()
 
-    def update_lag(self) -> None:
+    def update_lag(self, every: float = 1.0) -> None:
+        """Set the lag gauges (at most once per `every` seconds)."""
+        if time.monotonic() - self._lag_at < every:
+            return
+        self._lag_at = time.monotonic()
         total = 0
         for topic, partition in sorted(self.assigned):
             expected = self.expected.get((topic, partition))
@@ -493,7 +502,7 @@ def _transient(error: BaseException) -> bool:
         or 2000 <= errno < 3000  # CR_*: client-side errors, i.e. no connection
 
 
-def _refused_data(error: BaseException) -> bool:
+def refused_data(error: BaseException) -> bool:
     """Whether MySQL refused the rows' values (not the connection, not our SQL)."""
     errors = mysql.connector.errors
     return isinstance(error, errors.DataError | errors.IntegrityError) \

@@ -26,8 +26,11 @@ atomic. The replaced tables are dropped (or kept in `<db>_old_<stamp>` with keep
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,14 +47,26 @@ from omc_errors import OmcError
 from omc_events.codec import Codec
 from omc_kafka.consumer import consumer_config
 from omc_proj_mysql import migrations
+from omc_proj_mysql.apply import HANDLERS
+from omc_proj_mysql.convert import utc
 from omc_proj_mysql.metrics import Metrics
-from omc_proj_mysql.projector import PROJECTION, TOPICS, Partition, Projector
-from omc_proj_mysql.tables import ALL, OFFSETS, ROWS, Table
+from omc_proj_mysql.projector import (
+    PROJECTION,
+    TOPICS,
+    Item,
+    Partition,
+    Projector,
+    refused_data,
+)
+from omc_proj_mysql.store import Literals, View, save_offsets, write_pending
+from omc_proj_mysql.tables import ALL, OFFSETS, ROWS, Mode, Table
 from omc_store.mysql import connect
 
 log = logging.getLogger("omc_proj_mysql.replay")
 POSITION = re.compile(r"(?P<topic>[A-Za-z0-9._-]+)/(?P<partition>\d+)@(?P<offset>\d+)")
 TIMEOUT = 30
+STALL = 120.0
+"""Seconds without a message, before the end, after which a rebuild gives up."""
 
 
 class ReplayError(OmcError):
@@ -229,27 +244,175 @@ def drop_database(settings: Settings, name: str) -> None:
 def rebuild(settings: Settings, database: str, ends: dict[Partition, int], *,
             codec: Codec | None = None, batch_size: int = 5000,
             progress: Callable[[str], None] = log.info) -> int:
-    """Apply every message from offset 0 up to `ends` into `database` (already migrated);
-    returns the records applied."""
+    """Apply every message from offset 0 up to `ends` into `database` (migrated, empty);
+    returns the records applied. Pipelined (`_pipelined`); if MySQL refuses a row (a value
+    too long for its column), the tables are emptied and the rebuild runs again as the
+    projector does (`_projected`), skipping the refused records the same way."""
     codec = codec or Codec(SchemaRegistryClient({"url": settings.schema_registry_url}))
+    try:
+        return _pipelined(settings, database, ends, codec, batch_size, progress)
+    except mysql.connector.Error as error:
+        if not refused_data(error):
+            raise
+        progress(f"MySQL refused a row ({error}); rebuilding again record by record")
+    empty(settings, database)
+    return _projected(settings, database, ends, codec, batch_size, progress)
+
+
+def empty(settings: Settings, database: str) -> None:
+    connection = connect(settings, database)
+    try:
+        for table in ALL:
+            connection.cursor().execute(f"TRUNCATE TABLE `{table.name}`")
+    finally:
+        connection.close()
+
+
+def _projected(settings: Settings, database: str, ends: dict[Partition, int], codec: Codec,
+               batch_size: int, progress: Callable[[str], None]) -> int:
+    """The rebuild as the projector applies batches (rows loaded, refused rows skipped)."""
     consumer = Consumer(consumer_config(settings, f"omc.proj.mysql.replay.{uuid.uuid4().hex}",
                                         **{"fetch.max.bytes": 64 * 1024 * 1024}))
     projector = Projector(lambda: connect(settings, database), consumer, codec,
                           dead_letters=None, metrics=Metrics(), batch_size=batch_size)
     projector.limits = dict(ends)
-    records, last_report = 0, time.monotonic()
+    records, last_report, last_progress = 0, time.monotonic(), time.monotonic()
     try:
         projector.assign(ends)
         while not projector.reached(ends):
             applied = projector.step()
             if applied is not None:
                 records += applied.records
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > STALL:
+                raise ReplayError(f"no message came for {STALL:.0f}s before the end offsets "
+                                  f"{ends} were reached (at {projector.expected})")
             if time.monotonic() - last_report > 10:
                 progress(f"replayed {records} records so far")
                 last_report = time.monotonic()
     finally:
         projector.close()
     return records
+
+
+def _pipelined(settings: Settings, database: str, ends: dict[Partition, int], codec: Codec,
+               batch_size: int, progress: Callable[[str], None]) -> int:
+    """The same `apply` functions as the projector, in a pipeline of three threads so that
+    Python and MySQL work at the same time: a reader polls and decodes, this thread folds
+    each batch into rows, a writer upserts them and the batch's offsets in one transaction.
+    Since the database starts empty and only this rebuild writes it, the rows a batch needs
+    are taken from memory (the rows folded so far) instead of being loaded.
+    """
+    consumer = Consumer(consumer_config(settings, f"omc.proj.mysql.replay.{uuid.uuid4().hex}",
+                                        **{"fetch.max.bytes": 64 * 1024 * 1024}))
+    projector = Projector(lambda: connect(settings, database), consumer, codec,
+                          dead_letters=None, metrics=Metrics(), batch_size=batch_size)
+    projector.limits = dict(ends)
+    if projector.offsets():
+        projector.close()
+        raise ReplayError(f"{database} is not empty: a rebuild starts from nothing")
+    read: queue.Queue[list[Item] | BaseException] = queue.Queue(maxsize=2)
+    folded: queue.Queue[tuple[dict, dict] | None] = queue.Queue(maxsize=2)
+    stop, failures = threading.Event(), []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                items = projector.poll()
+                while items and not stop.is_set():
+                    with contextlib.suppress(queue.Full):
+                        read.put(items, timeout=0.5)
+                        break
+        except BaseException as error:  # handed to the folding thread
+            read.put(error)
+
+    def writer() -> None:
+        connection = connect(settings, database)
+        try:
+            cursor = connection.cursor()
+            literal = Literals.of(cursor)
+            while (work := folded.get()) is not None:
+                pending, offsets = work
+                write_pending(cursor, literal, pending)
+                save_offsets(cursor, literal, PROJECTION, offsets, utc(datetime.now(UTC)))
+                connection.commit()
+        except BaseException as error:  # handed to the folding thread
+            failures.append(error)
+            stop.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reader, name="omc-replay-reader", daemon=True),
+               threading.Thread(target=writer, name="omc-replay-writer", daemon=True)]
+    rows: dict[Table, dict] = {table: {} for table in ROWS if table.mode is Mode.FOLD}
+    positions: dict[Partition, int] = {}
+    lows = {key: consumer.get_watermark_offsets(KafkaPartition(*key), timeout=TIMEOUT)[0]
+            for key in ends}
+    records, last_report, last_progress = 0, time.monotonic(), time.monotonic()
+    try:
+        projector.assign(ends)
+        for thread in threads:
+            thread.start()
+        while any(positions.get(key, lows[key]) < end for key, end in ends.items()):
+            if failures:
+                raise failures[0]
+            try:
+                items = read.get(timeout=1)
+            except queue.Empty:
+                if time.monotonic() - last_progress > STALL:
+                    raise ReplayError(f"no message came for {STALL:.0f}s before the end "
+                                      f"offsets {ends} were reached (at {positions})") from None
+                continue
+            if isinstance(items, BaseException):
+                raise items
+            last_progress = time.monotonic()
+            pending, offsets, applied = _fold(items, rows, positions)
+            records += applied
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    folded.put((pending, offsets), timeout=0.5)
+                    break
+            if time.monotonic() - last_report > 10:
+                progress(f"replayed {records} records so far")
+                last_report = time.monotonic()
+        folded.put(None)
+        threads[1].join()
+        if failures:
+            raise failures[0]
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Full):
+            folded.put_nowait(None)
+        for thread in threads:
+            thread.join(timeout=60)
+        projector.close()
+    return records
+
+
+def _fold(items: list[Item], rows: dict[Table, dict], positions: dict[Partition, int]
+          ) -> tuple[dict, dict, int]:
+    """One batch folded as the projector folds it, the rows it needs taken from `rows` (all
+    rows folded so far), which it then updates; returns (rows to write, offsets, records)."""
+    view, offsets, applied = View(), {}, 0
+    for item in items:
+        key = (item.at.topic, item.at.partition)
+        if item.at.offset < positions.get(key, 0):
+            continue
+        offsets[key] = positions[key] = item.at.offset + 1
+        record = item.record
+        handler = HANDLERS.get(record.SCHEMA) if record is not None else None
+        if handler is None:
+            continue
+        for table, row_key in handler.loads(record):
+            known = rows[table].get(row_key)
+            if known is not None:
+                view.loaded[table][row_key] = known
+        handler.apply(view, record, item.at)
+        applied += 1
+    for table, changed in view.pending.items():
+        if table in rows:
+            rows[table].update(changed)
+    return dict(view.pending), offsets, applied
 
 
 def replay(settings: Settings, *, database: str | None = None,

@@ -11,9 +11,8 @@ faster than the driver's `executemany` for wide batches.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -52,13 +51,13 @@ class View:
         return dict(stored) if stored is not None else None
 
     def put(self, table: Table, row: Row) -> None:
-        self.pending[table][tuple(row[c] for c in table.key)] = row
+        self.pending[table][table.key_of(row)] = row
 
     def insert(self, table: Table, row: Row) -> None:
-        self.pending[table].setdefault(tuple(row[c] for c in table.key), row)
+        self.pending[table].setdefault(table.key_of(row), row)
 
     def merge(self, table: Table, row: Row) -> None:
-        key = tuple(row[c] for c in table.key)
+        key = table.key_of(row)
         before = self.pending[table].get(key)
         if before is None:
             self.pending[table][key] = row
@@ -74,14 +73,13 @@ class View:
 # -- SQL ----------------------------------------------------------------------------------------
 
 
-_RARE = re.compile("[\x00\x1a]")
-
-
 def _escaped(value: str) -> str:
-    """A string literal's body under MySQL's default escaping: backslash and quote escaped
-    (C speed); NUL and Ctrl-Z too, in the rare text that has them. Newlines may stay raw."""
-    value = value.replace("\\", "\\\\").replace("'", "\\'")
-    if _RARE.search(value) is not None:
+    """A string literal's body under MySQL's default escaping: backslash and quote escaped,
+    NUL and Ctrl-Z too (as the driver does); newlines may stay raw. Most values (ids, hashes)
+    hold none of them and are returned as they are."""
+    if "'" in value or "\\" in value:
+        value = value.replace("\\", "\\\\").replace("'", "\\'")
+    if "\x00" in value or "\x1a" in value:
         value = value.replace("\x00", "\\0").replace("\x1a", "\\Z")
     return value
 
@@ -127,7 +125,21 @@ class Literals:
         raise TypeError(f"no SQL literal for {kind.__name__}")
 
     def row(self, table: Table, row: Row) -> str:
-        return "(" + ",".join([self(row[c]) for c in table.columns]) + ")"
+        """`(v1,v2,…)` of `row` in the table's column order (the common types inline)."""
+        escape, out = self.escape, []
+        for value in map(row.__getitem__, table.columns):
+            kind = type(value)
+            if kind is str:
+                out.append("'" + escape(value) + "'")
+            elif value is None:
+                out.append("NULL")
+            elif kind is int:
+                out.append(str(value))
+            elif kind is datetime:
+                out.append("'" + value.isoformat(" ", "microseconds") + "'")
+            else:
+                out.append(self(value))
+        return "(" + ",".join(out) + ")"
 
 
 def lock_offsets(cursor, projection: str) -> dict[tuple[str, int], int]:
@@ -166,22 +178,32 @@ def load(cursor, literal: Literals, view: View) -> None:
                                f" AND `{last}` IN ({members})")  # values escaped by `literal`
                 for values in cursor.fetchall():
                     row = dict(zip(table.columns, map(_plain, values), strict=True))
-                    view.loaded[table][tuple(row[c] for c in table.key)] = row
+                    view.loaded[table][table.key_of(row)] = row
         view.needed[table] = set()
 
 
 def write(cursor, literal: Literals, view: View) -> int:
     """Write every changed row; returns how many."""
+    return write_pending(cursor, literal, view.pending)
+
+
+def write_pending(cursor, literal: Literals, pending: dict[Table, dict[Key, Row]]) -> int:
     written = 0
     for table in ROWS:
-        rows = view.pending.get(table)
-        if rows:
-            _insert(cursor, literal, table, rows.values())
+        rows = pending.get(table)
+        if rows:  # in key order: InnoDB fills its pages in order instead of splitting them
+            _insert(cursor, literal, table, (rows[key] for key in sorted(rows)))
             written += len(rows)
     return written
 
 
 def _insert(cursor, literal: Literals, table: Table, rows: Iterable[Row]) -> None:
+    for statement in statements(literal, table, rows):
+        cursor.execute(statement)
+
+
+def statements(literal: Literals, table: Table, rows: Iterable[Row]) -> Iterator[str]:
+    """Multi-row upserts of `rows` into `table`, each at most about MAX_STATEMENT bytes."""
     head = table.insert_prefix
     tail = " ON DUPLICATE KEY UPDATE " + table.on_duplicate
     values: list[str] = []
@@ -191,10 +213,10 @@ def _insert(cursor, literal: Literals, table: Table, rows: Iterable[Row]) -> Non
         values.append(text)
         size += len(text) + 1
         if size >= MAX_STATEMENT:
-            cursor.execute(head + ",".join(values) + tail)
+            yield head + ",".join(values) + tail
             values, size = [], 0
     if values:
-        cursor.execute(head + ",".join(values) + tail)
+        yield head + ",".join(values) + tail
 
 
 def _plain(value: Any) -> Any:

@@ -21,13 +21,17 @@ class Mode(Enum):
     INSERT = "insert"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: a dict key in every batch
 class Table:
     name: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
     mode: Mode
     guard: str | None = None
+
+    def key_of(self, row: dict) -> tuple:
+        """The row's primary key values, as a tuple."""
+        return tuple(map(row.__getitem__, self.key))
 
     def __post_init__(self) -> None:
         missing = [c for c in (*self.key, *([self.guard] if self.guard else [])) if c not in

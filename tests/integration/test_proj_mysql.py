@@ -422,11 +422,11 @@ def test_the_lag_is_measured(settings, log, database) -> None:
         projector.step()
         while not projector.assigned:
             projector.step()
-        projector.update_lag()
+        projector.update_lag(every=0)
         waiting = sum(sample.value for metric in projector.metrics.lag_messages.collect()
                       for sample in metric.samples)
         log.project(projector, database)
-        projector.update_lag()
+        projector.update_lag(every=0)
         after = sum(sample.value for metric in projector.metrics.lag_messages.collect()
                     for sample in metric.samples)
         seconds = projector.metrics.lag_seconds.labels("mysql")._value.get()
