@@ -16,7 +16,9 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from omc_sdk.errors import ProtocolError
 
-TERMINAL_EVENTS = frozenset({"TaskCompleted", "TaskFailed", "TaskCancelled"})
+TERMINAL_EVENTS = frozenset({"omc.task.TaskCompleted", "omc.task.TaskFailed",
+                             "omc.task.TaskCancelled"})
+"""Full Avro names, as events carry them (`event_type`)."""
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 T = TypeVar("T", bound="Item")

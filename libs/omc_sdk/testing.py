@@ -34,7 +34,8 @@ import httpx
 
 PROBLEM = "https://openmcp-chain.dev/problems/"
 NAMESPACE = uuid.UUID("6f6d632d-6661-6b65-2d67-617465776179")
-TERMINAL = {"TaskCompleted": "completed", "TaskFailed": "failed", "TaskCancelled": "cancelled"}
+TERMINAL = {"omc.task.TaskCompleted": "completed", "omc.task.TaskFailed": "failed",
+            "omc.task.TaskCancelled": "cancelled"}
 NOW = "2025-01-01T00:00:00Z"
 
 SLUGS = {400: "invalid-json", 401: "unauthorized", 403: "forbidden", 404: "not-found",
@@ -188,7 +189,9 @@ class FakeGateway:
 
     def event(self, task_id: str, event_type: str, payload: Mapping[str, Any] | None = None
               ) -> dict[str, Any]:
-        """An event of the task's trail (not yet applied; see `add_event`, `schedule`)."""
+        """An event of the task's trail (not yet applied; see `add_event`, `schedule`); a
+        short type such as "TaskCompleted" means the task event "omc.task.TaskCompleted"."""
+        event_type = event_type if "." in event_type else f"omc.task.{event_type}"
         trail = self.events[task_id] + self.live.get(task_id, [])
         sequence = len(trail) + 1
         prev = trail[-1]["hash"] if trail else "0" * 64

@@ -41,6 +41,8 @@ TASK_FIELDS = ("task_id", "status", "agent_id", "tenant", "chain_id", "instructi
 AGENT_FIELDS = ("agent_id", "name", "status", "tenant", "description", "signer_address",
                 "model", "policy_version", "registered_at", "updated_at")
 
+COMPLETED = "omc.task.TaskCompleted"
+
 
 def _client() -> Client:
     return client_factory()
@@ -116,15 +118,15 @@ def _follow(api: Client, task_id: str, *, from_beginning: bool, as_json: bool) -
         click.echo(json.dumps(event.raw, default=str) if as_json else _event_line(event))
     if last is None:  # the stream ended at once: the task had already ended
         task = api.get_task(task_id)
-        ended = {"completed": "TaskCompleted", "failed": "TaskFailed",
-                 "cancelled": "TaskCancelled"}.get(task.status)
+        ended = {"completed": COMPLETED, "failed": "omc.task.TaskFailed",
+                 "cancelled": "omc.task.TaskCancelled"}.get(task.status)
         if not as_json:
             click.echo(f"task {task_id} had already ended: {task.status}", err=True)
-        if ended not in (None, "TaskCompleted"):
+        if ended not in (None, COMPLETED):
             raise OmcError(f"task {task_id} did not complete: {task.status}"
                            + (f" ({_cell(task.failure)})" if task.failure else ""))
         return
-    if last.event_type != "TaskCompleted":
+    if last.event_type != COMPLETED:
         reason = last.payload.get("reason") or last.payload.get("error") or ""
         raise OmcError(f"task {task_id} did not complete: {last.event_type}"
                        + (f" ({_cell(reason)})" if reason else ""))

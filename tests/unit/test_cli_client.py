@@ -76,7 +76,7 @@ def test_submit_follow_until_completed(fake, monkeypatch):
     schedule_after_submit(fake, monkeypatch, "TaskStarted", "TaskCompleted")
     result = omc("submit", "x", "--agent", "agent-1", "--follow")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1].split()[2] == "TaskCompleted"
+    assert result.stdout.splitlines()[-1].split()[2] == "omc.task.TaskCompleted"
     (stream,) = [r for r in fake.requests if r.url.path.endswith("/stream")]
     assert stream.url.params["from"] == "beginning"
 
@@ -89,7 +89,7 @@ def test_submit_follow_prints_events_and_fails_when_the_task_fails(fake, monkeyp
     assert "TaskStarted" in lines[1]
     assert lines[2].split()[0] == "2"
     assert "TaskFailed" in lines[2]
-    assert "did not complete: TaskFailed" in result.stderr
+    assert "did not complete: omc.task.TaskFailed" in result.stderr
 
 
 def test_submit_refuses_a_bad_amount_before_sending(fake):
@@ -107,7 +107,8 @@ def test_follow_prints_each_event_as_it_arrives_and_resumes(fake):
     result = omc("follow", task["task_id"], "--from-beginning")
     assert result.exit_code == 0, result.output
     assert [line.split()[:3:2] for line in result.stdout.splitlines()] == [
-        ["1", "TaskStarted"], ["2", "InferenceCompleted"], ["3", "TaskCompleted"]]
+        ["1", "omc.task.TaskStarted"], ["2", "omc.task.InferenceCompleted"],
+        ["3", "omc.task.TaskCompleted"]]
     assert '{"model":"m"}' in result.stdout
     assert len([r for r in fake.requests if r.url.path.endswith("/stream")]) == 2
     lines = omc("follow", task["task_id"], "--from-beginning", "--json").stdout.splitlines()
@@ -153,7 +154,8 @@ def test_tasks_show_with_events(fake):
     assert "SEQ  EVENT" in result.stdout
     shown = json.loads(omc("tasks", "show", task["task_id"], "--events", "--json").stdout)
     assert shown["task"]["instruction"] == "swap"
-    assert [e["event_type"] for e in shown["events"]] == ["TaskStarted", "TaskCompleted"]
+    assert [e["event_type"] for e in shown["events"]] == [
+        "omc.task.TaskStarted", "omc.task.TaskCompleted"]
     assert json.loads(omc("tasks", "show", task["task_id"], "--json").stdout)["status"] == (
         "completed")
 

@@ -252,7 +252,7 @@ def test_events_agents_transactions_and_receipts(client, fake):
     assert [e.sequence for e in trail] == [2, 3]
     assert trail.items[1].prev_hash == trail.items[0].hash
     assert [e.event_type for e in client.iter_task_events(task["task_id"], page_size=2)] == [
-        "TaskStarted", "InferenceCompleted", "TaskCompleted"]
+        "omc.task.TaskStarted", "omc.task.InferenceCompleted", "omc.task.TaskCompleted"]
     agent = fake.add_agent(name="trader")
     assert [a.name for a in client.iter_agents()] == ["trader"]
     assert client.list_agents(limit=1).items[0].agent_id == agent["agent_id"]

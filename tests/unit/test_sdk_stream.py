@@ -37,7 +37,7 @@ def test_from_beginning_yields_the_whole_trail_and_stops_at_the_terminal_event(c
     fake.add_event(task["task_id"], "TaskStarted")
     fake.schedule(task["task_id"], *TRAIL[1:], "NeverSent")
     events = list(client.follow_task(task["task_id"], from_beginning=True))
-    assert [e.event_type for e in events] == list(TRAIL)
+    assert [e.event_type for e in events] == [f"omc.task.{t}" for t in TRAIL]
     assert [e.sequence for e in events] == [1, 2, 3, 4]
     (request,) = streams(fake)
     assert request.url.params["from"] == "beginning"
@@ -50,7 +50,7 @@ def test_from_now_yields_only_what_happens_after_connecting(client, fake):
     fake.add_event(task["task_id"], "TaskStarted")
     fake.schedule(task["task_id"], "TaskCancelled")
     events = list(client.follow_task(task["task_id"]))
-    assert [(e.sequence, e.event_type) for e in events] == [(2, "TaskCancelled")]
+    assert [(e.sequence, e.event_type) for e in events] == [(2, "omc.task.TaskCancelled")]
     assert streams(fake)[0].url.params["from"] == "now"
 
 
@@ -119,7 +119,7 @@ def test_stream_errors_map_like_any_answer(client, fake):
     task = fake.add_task()
     fake.schedule(task["task_id"], "TaskFailed")
     fake.fail_next(503, retry_after="2", path=f"/v1/tasks/{task['task_id']}/stream")
-    assert [e.event_type for e in client.follow_task(task["task_id"])] == ["TaskFailed"]
+    assert [e.event_type for e in client.follow_task(task["task_id"])] == ["omc.task.TaskFailed"]
     assert fake.slept == [2.0]
     fake.fail_next(503, times=4, path=f"/v1/tasks/{task['task_id']}/stream")
     with pytest.raises(Unavailable):
