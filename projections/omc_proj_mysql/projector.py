@@ -5,7 +5,9 @@
     produces   omc.deadletter.v1 (messages that do not decode)
     group      omc.proj.mysql — for partition assignment only: positions live in MySQL
     guarantee  each batch is ONE MySQL transaction: lock this projection's rows of
-               `projection_offsets` (SELECT … FOR UPDATE), skip messages below the stored
+               `projection_offsets` for the batch's partitions (SELECT … FOR UPDATE), so
+               instances of the group on other partitions run in parallel; skip messages
+               below the stored
                next offsets, load the rows the batch touches, fold the records into them
                (`apply`), upsert them (guarded by aggregate sequence), save the new offsets,
                commit. A crash at any point loses or doubles nothing; the consumer group's
@@ -284,8 +286,8 @@ class Projector:
         literal = self._literal
         applied = Applied()
         try:
-            stored = lock_offsets(cursor, self.projection)
             batch_partitions = {(i.at.topic, i.at.partition) for i in items}
+            stored = lock_offsets(cursor, self.projection, batch_partitions)
             if check_moved:
                 applied.moved = {p for p in batch_partitions
                                  if p in self.expected and self.expected[p] != stored.get(p)}

@@ -142,10 +142,17 @@ class Literals:
         return "(" + ",".join(out) + ")"
 
 
-def lock_offsets(cursor, projection: str) -> dict[tuple[str, int], int]:
-    """This projection's stored positions, locked until the transaction ends."""
-    cursor.execute("SELECT topic, `partition`, next_offset FROM projection_offsets"
-                   " WHERE projection = %s FOR UPDATE", (projection,))
+def lock_offsets(cursor, projection: str,
+                 partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """This projection's stored positions of `partitions`, locked until the transaction ends
+    (only those: instances of one group, on other partitions, do not wait for each other)."""
+    wanted = sorted(set(partitions))
+    if not wanted:
+        return {}
+    pairs = ", ".join(["(%s, %s)"] * len(wanted))
+    sql = ("SELECT topic, `partition`, next_offset FROM projection_offsets"  # noqa: S608
+           f" WHERE projection = %s AND (topic, `partition`) IN ({pairs}) FOR UPDATE")
+    cursor.execute(sql, (projection, *[v for pair in wanted for v in pair]))
     return {(_text(topic), int(partition)): int(offset)
             for topic, partition, offset in cursor.fetchall()}
 
