@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import time
 import uuid
 
 import pytest
@@ -435,3 +436,33 @@ def test_the_lag_is_measured(settings, log, database) -> None:
 
     assert waiting > 0
     assert (after, seconds) == (0, 0)
+
+
+def test_two_instances_of_one_group_share_the_partitions(settings, log, database) -> None:
+    group = f"omc.test.proj.mysql.{uuid.uuid4().hex[:8]}"
+    first, second = log.projector(database, group=group), log.projector(database, group=group)
+    try:
+        deadline = time.monotonic() + 120
+        while not (first.assigned and second.assigned and
+                   len(first.assigned | second.assigned) == 11):
+            assert time.monotonic() < deadline, "the group did not settle"
+            first.step()
+            second.step()
+        log.send(History("pair").world(24).records)
+        wanted = {key: high for key, high in log.watermarks().items() if high}
+        while offsets(settings, database) != wanted:
+            assert time.monotonic() < deadline, "the pair did not finish"
+            first.step()
+            second.step()
+        shares = (set(first.assigned), set(second.assigned))
+    finally:
+        first.close()
+        second.close()
+    together = dump(settings, database)
+
+    with fresh_database(settings) as alone:
+        project(log, alone, History("unused"))
+        assert dump(settings, alone) == together
+    assert shares[0]
+    assert shares[1]
+    assert not shares[0] & shares[1]
