@@ -410,14 +410,18 @@ class Projector:
 
     def step(self) -> Applied | None:
         """Poll one batch and apply it (retrying); None when nothing came."""
-        if self._rewind:
-            self._with_retries("rewind", self.rewind)
-            self._rewind = False
-        try:
-            items = self._with_retries("poll", self.poll)
-        except BaseException:
-            self._rewind = True  # part of a polled batch may be lost: reread from the database
-            raise
+
+        def poll() -> list[Item]:
+            if self._rewind:
+                self.rewind()
+                self._rewind = False
+            try:
+                return self.poll()
+            except BaseException:
+                self._rewind = True  # part of a batch may be lost: reread from the database
+                raise
+
+        items = self._with_retries("poll", poll)
         applied = self.apply_safely(items) if items else None
         if applied is None and time.monotonic() - self._checked > self.check_interval:
             self._with_retries("check offsets", self.check_offsets)
