@@ -472,11 +472,11 @@ def replay(settings: Settings, *, database: str | None = None,
                 report.old_database = None
         if until is None:
             drop_database(settings, target)  # emptied by the swap, or not wanted
-    except mysql.connector.Error as error:
-        raise ReplayError(f"MySQL: {error}") from error
-    except BaseException:
-        if until is None and not report.swapped:
+    except BaseException as error:
+        if not report.swapped:  # a half-made rebuild is of no use: nothing is left behind
             _quietly(drop_database, settings, target)
+        if isinstance(error, mysql.connector.Error):
+            raise ReplayError(f"MySQL: {error}") from error
         raise
     return report
 
