@@ -8,7 +8,8 @@ out field by field (no reflection on the hot path); each enum becomes a `StrEnum
     .venv/bin/python -m omc_events.codegen --check  # exit 1 if it is out of date
 
 Python types: string → str (uuid too), long/int → int, boolean → bool, bytes → bytes,
-timestamp-micros → datetime (UTC), array → tuple, ["null", T] → T | None.
+timestamp-micros → datetime (UTC), array → tuple, ["null", T] → T | None. Defaults: None for
+an optional field, () for an array whose default is [].
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class _Writer:
         for field in schema["fields"]:
             attr = _attr(field["name"])
             annotation, nullable = self._annotation(field["type"])
-            default = " = None" if nullable and field.get("default", "x") is None else ""
+            default = _default(field, nullable)
             lines.append(f"    {attr}: {annotation}{default}")
             key = field["name"]
             checks += self._checks(field["type"], f"self.{attr}", name, key)
@@ -230,6 +231,19 @@ class _Writer:
             item = self._in(node["items"], "x")
             return f"tuple({value})" if item == "x" else f"tuple({item} for x in {value})"
         return value
+
+
+def _default(field: dict[str, Any], nullable: bool) -> str:
+    """The Python default of a field: None for an optional field, () for an array whose Avro
+    default is [] (so code written before the field existed still builds the record)."""
+    if "default" not in field:
+        return ""
+    if nullable and field["default"] is None:
+        return " = None"
+    if field["default"] == [] and isinstance(field["type"], dict) \
+            and field["type"].get("type") == "array":
+        return " = ()"
+    return ""
 
 
 def _attr(name: str) -> str:

@@ -48,6 +48,30 @@ class EventMeta(Record):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TokenLimit(Record):
+    """An agent's limits on one ERC-20 token, in the token's base units (the integer amounts in its calldata, before decimals): per action and per rolling window. Part of a Policy's token_limits."""
+
+    SCHEMA: ClassVar[str] = "omc.agent.TokenLimit"
+
+    token: str
+    max_amount: str
+    budget_amount: str
+
+    def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.token):
+            bad('TokenLimit', 'token', 'omc-address')
+        if not _WEI(self.max_amount):
+            bad('TokenLimit', 'max_amount', 'omc-wei')
+        if not _WEI(self.budget_amount):
+            bad('TokenLimit', 'budget_amount', 'omc-wei')
+        return {"token": self.token, "max_amount": self.max_amount, "budget_amount": self.budget_amount}
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> TokenLimit:
+        return cls(token=d['token'], max_amount=d['max_amount'], budget_amount=d['budget_amount'])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Policy(Record):
     """An agent's declarative, default-deny policy: what the policy engine lets the agent do. Anything not allowed here is denied, whatever the instruction or the model says; an empty allow-list allows nothing. Amounts are wei as decimal integer strings (omc-wei)."""
 
@@ -65,6 +89,7 @@ class Policy(Record):
     max_fee_per_gas_wei: str
     approval_threshold_wei: str
     max_inferences_per_task: int
+    token_limits: tuple[TokenLimit, ...] = ()
 
     def to_avro(self) -> dict[str, Any]:
         if not all(map(_ADDRESS, self.allowed_contracts)):
@@ -83,11 +108,11 @@ class Policy(Record):
             bad('Policy', 'max_fee_per_gas_wei', 'omc-wei')
         if not _WEI(self.approval_threshold_wei):
             bad('Policy', 'approval_threshold_wei', 'omc-wei')
-        return {"version": self.version, "allowed_chain_ids": list(self.allowed_chain_ids), "allowed_contracts": list(self.allowed_contracts), "allowed_selectors": list(self.allowed_selectors), "allowed_recipients": list(self.allowed_recipients), "deny_addresses": list(self.deny_addresses), "max_value_wei": self.max_value_wei, "budget_wei": self.budget_wei, "budget_window_seconds": self.budget_window_seconds, "max_fee_per_gas_wei": self.max_fee_per_gas_wei, "approval_threshold_wei": self.approval_threshold_wei, "max_inferences_per_task": self.max_inferences_per_task}
+        return {"version": self.version, "allowed_chain_ids": list(self.allowed_chain_ids), "allowed_contracts": list(self.allowed_contracts), "allowed_selectors": list(self.allowed_selectors), "allowed_recipients": list(self.allowed_recipients), "deny_addresses": list(self.deny_addresses), "max_value_wei": self.max_value_wei, "budget_wei": self.budget_wei, "budget_window_seconds": self.budget_window_seconds, "max_fee_per_gas_wei": self.max_fee_per_gas_wei, "approval_threshold_wei": self.approval_threshold_wei, "max_inferences_per_task": self.max_inferences_per_task, "token_limits": [x.to_avro() for x in self.token_limits]}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> Policy:
-        return cls(version=d['version'], allowed_chain_ids=tuple(d['allowed_chain_ids']), allowed_contracts=tuple(d['allowed_contracts']), allowed_selectors=tuple(d['allowed_selectors']), allowed_recipients=tuple(d['allowed_recipients']), deny_addresses=tuple(d['deny_addresses']), max_value_wei=d['max_value_wei'], budget_wei=d['budget_wei'], budget_window_seconds=d['budget_window_seconds'], max_fee_per_gas_wei=d['max_fee_per_gas_wei'], approval_threshold_wei=d['approval_threshold_wei'], max_inferences_per_task=d['max_inferences_per_task'])
+        return cls(version=d['version'], allowed_chain_ids=tuple(d['allowed_chain_ids']), allowed_contracts=tuple(d['allowed_contracts']), allowed_selectors=tuple(d['allowed_selectors']), allowed_recipients=tuple(d['allowed_recipients']), deny_addresses=tuple(d['deny_addresses']), max_value_wei=d['max_value_wei'], budget_wei=d['budget_wei'], budget_window_seconds=d['budget_window_seconds'], max_fee_per_gas_wei=d['max_fee_per_gas_wei'], approval_threshold_wei=d['approval_threshold_wei'], max_inferences_per_task=d['max_inferences_per_task'], token_limits=tuple(TokenLimit.from_avro(x) for x in d['token_limits']))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +156,7 @@ class BudgetExceeded(Record):
     reserved_total_wei: str
     budget_wei: str
     policy_version: int
+    token: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         if not _WEI(self.amount_wei):
@@ -139,11 +165,13 @@ class BudgetExceeded(Record):
             bad('BudgetExceeded', 'reserved_total_wei', 'omc-wei')
         if not _WEI(self.budget_wei):
             bad('BudgetExceeded', 'budget_wei', 'omc-wei')
-        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "window_start": self.window_start, "window_end": self.window_end, "reserved_total_wei": self.reserved_total_wei, "budget_wei": self.budget_wei, "policy_version": self.policy_version}
+        if self.token is not None and not _ADDRESS(self.token):
+            bad('BudgetExceeded', 'token', 'omc-address')
+        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "window_start": self.window_start, "window_end": self.window_end, "reserved_total_wei": self.reserved_total_wei, "budget_wei": self.budget_wei, "policy_version": self.policy_version, "token": self.token}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> BudgetExceeded:
-        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), amount_wei=d['amount_wei'], window_start=d['window_start'], window_end=d['window_end'], reserved_total_wei=d['reserved_total_wei'], budget_wei=d['budget_wei'], policy_version=d['policy_version'])
+        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), amount_wei=d['amount_wei'], window_start=d['window_start'], window_end=d['window_end'], reserved_total_wei=d['reserved_total_wei'], budget_wei=d['budget_wei'], policy_version=d['policy_version'], token=d['token'])
 
 
 class BudgetReleaseReason(StrEnum):
@@ -168,15 +196,18 @@ class BudgetReleased(Record):
     action_id: str
     amount_wei: str
     reason: BudgetReleaseReason
+    token: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         if not _WEI(self.amount_wei):
             bad('BudgetReleased', 'amount_wei', 'omc-wei')
-        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "reason": self.reason}
+        if self.token is not None and not _ADDRESS(self.token):
+            bad('BudgetReleased', 'token', 'omc-address')
+        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "reason": self.reason, "token": self.token}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> BudgetReleased:
-        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), amount_wei=d['amount_wei'], reason=BudgetReleaseReason(d['reason']))
+        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), amount_wei=d['amount_wei'], reason=BudgetReleaseReason(d['reason']), token=d['token'])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +226,7 @@ class BudgetReserved(Record):
     reserved_total_wei: str
     budget_wei: str
     policy_version: int
+    token: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         if not _WEI(self.amount_wei):
@@ -203,11 +235,13 @@ class BudgetReserved(Record):
             bad('BudgetReserved', 'reserved_total_wei', 'omc-wei')
         if not _WEI(self.budget_wei):
             bad('BudgetReserved', 'budget_wei', 'omc-wei')
-        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "window_start": self.window_start, "window_end": self.window_end, "reserved_total_wei": self.reserved_total_wei, "budget_wei": self.budget_wei, "policy_version": self.policy_version}
+        if self.token is not None and not _ADDRESS(self.token):
+            bad('BudgetReserved', 'token', 'omc-address')
+        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "amount_wei": self.amount_wei, "window_start": self.window_start, "window_end": self.window_end, "reserved_total_wei": self.reserved_total_wei, "budget_wei": self.budget_wei, "policy_version": self.policy_version, "token": self.token}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> BudgetReserved:
-        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), amount_wei=d['amount_wei'], window_start=d['window_start'], window_end=d['window_end'], reserved_total_wei=d['reserved_total_wei'], budget_wei=d['budget_wei'], policy_version=d['policy_version'])
+        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), amount_wei=d['amount_wei'], window_start=d['window_start'], window_end=d['window_end'], reserved_total_wei=d['reserved_total_wei'], budget_wei=d['budget_wei'], policy_version=d['policy_version'], token=d['token'])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -340,13 +374,16 @@ class ApproveAction(Record):
     action_id: str
     approver: str
     comment: str | None = None
+    action_hash: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
-        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "comment": self.comment}
+        if self.action_hash is not None and not _HASH32(self.action_hash):
+            bad('ApproveAction', 'action_hash', 'omc-hash32')
+        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "comment": self.comment, "action_hash": self.action_hash}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> ApproveAction:
-        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], comment=d['comment'])
+        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], comment=d['comment'], action_hash=d['action_hash'])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -434,13 +471,104 @@ class RejectAction(Record):
     action_id: str
     approver: str
     reason: str
+    action_hash: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
-        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "reason": self.reason}
+        if self.action_hash is not None and not _HASH32(self.action_hash):
+            bad('RejectAction', 'action_hash', 'omc-hash32')
+        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "reason": self.reason, "action_hash": self.action_hash}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> RejectAction:
-        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], reason=d['reason'])
+        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], reason=d['reason'], action_hash=d['action_hash'])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseBudget(Record):
+    """Internal: asks the agent's single writer to give back the reservation of an action whose value will not be spent. Key: agent_id. Written only by the agent runtime (the gateway never accepts it; the runtime refuses it unless meta.actor is svc:agent-runtime). Answered by BudgetReleased for a live reservation, by nothing otherwise (idempotent)."""
+
+    SCHEMA: ClassVar[str] = "omc.command.ReleaseBudget"
+
+    meta: EventMeta
+    agent_id: str
+    task_id: str
+    action_id: str
+    reason: BudgetReleaseReason
+
+    def to_avro(self) -> dict[str, Any]:
+        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "reason": self.reason}
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> ReleaseBudget:
+        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), reason=BudgetReleaseReason(d['reason']))
+
+
+class ActionKind(StrEnum):
+    """What an action does. UNKNOWN: a kind newer than the reader. CONTRACT_READ: an eth_call, no transaction. NATIVE_TRANSFER: sends native value. CONTRACT_WRITE: a transaction calling a contract. ERC20_TRANSFER and ERC20_APPROVE: the ERC-20 transfer and approve calls, kept apart so policy can check the recipient or spender."""
+
+    UNKNOWN = "UNKNOWN"
+    CONTRACT_READ = "CONTRACT_READ"
+    NATIVE_TRANSFER = "NATIVE_TRANSFER"
+    CONTRACT_WRITE = "CONTRACT_WRITE"
+    ERC20_TRANSFER = "ERC20_TRANSFER"
+    ERC20_APPROVE = "ERC20_APPROVE"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Action(Record):
+    """A typed, executable step the model proposed. The policy engine judges this record, never the model's text."""
+
+    SCHEMA: ClassVar[str] = "omc.task.Action"
+
+    action_id: str
+    kind: ActionKind
+    chain_id: int
+    to: str
+    value_wei: str
+    data: str
+    function_signature: str | None = None
+    arguments_json: str
+    tool_call_id: str | None = None
+
+    def to_avro(self) -> dict[str, Any]:
+        if not _ADDRESS(self.to):
+            bad('Action', 'to', 'omc-address')
+        if not _WEI(self.value_wei):
+            bad('Action', 'value_wei', 'omc-wei')
+        if not _HEX(self.data):
+            bad('Action', 'data', 'omc-hex')
+        return {"action_id": self.action_id, "kind": self.kind, "chain_id": self.chain_id, "to": self.to, "value_wei": self.value_wei, "data": self.data, "function_signature": self.function_signature, "arguments_json": self.arguments_json, "tool_call_id": self.tool_call_id}
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> Action:
+        return cls(action_id=str(d['action_id']), kind=ActionKind(d['kind']), chain_id=d['chain_id'], to=d['to'], value_wei=d['value_wei'], data=d['data'], function_signature=d['function_signature'], arguments_json=d['arguments_json'], tool_call_id=d['tool_call_id'])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReserveBudget(Record):
+    """Internal: asks the agent's single writer to reserve budget for an action the policy allowed and, on success, to request its transaction. Key: agent_id. Written only by the agent runtime (the gateway never accepts it; the runtime refuses it unless meta.actor is svc:agent-runtime). Answered by BudgetReserved and TxRequested, or by BudgetExceeded when the rolling window (native or the token's) has no room; an action already reserved is answered by nothing (idempotent)."""
+
+    SCHEMA: ClassVar[str] = "omc.command.ReserveBudget"
+
+    meta: EventMeta
+    agent_id: str
+    task_id: str
+    action_id: str
+    action: Action
+    token: str | None = None
+    amount_wei: str
+    policy_version: int
+
+    def to_avro(self) -> dict[str, Any]:
+        if self.token is not None and not _ADDRESS(self.token):
+            bad('ReserveBudget', 'token', 'omc-address')
+        if not _WEI(self.amount_wei):
+            bad('ReserveBudget', 'amount_wei', 'omc-wei')
+        return {"meta": self.meta.to_avro(), "agent_id": self.agent_id, "task_id": self.task_id, "action_id": self.action_id, "action": self.action.to_avro(), "token": self.token, "amount_wei": self.amount_wei, "policy_version": self.policy_version}
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> ReserveBudget:
+        return cls(meta=EventMeta.from_avro(d['meta']), agent_id=str(d['agent_id']), task_id=str(d['task_id']), action_id=str(d['action_id']), action=Action.from_avro(d['action']), token=d['token'], amount_wei=d['amount_wei'], policy_version=d['policy_version'])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -629,47 +757,6 @@ class CheckpointSigned(Record):
         return cls(meta=EventMeta.from_avro(d['meta']), stream_id=d['stream_id'], tree_size=d['tree_size'], root=d['root'], first_offset=d['first_offset'], last_offset=d['last_offset'], previous_tree_size=d['previous_tree_size'], previous_root=d['previous_root'], consistency_proof=tuple(d['consistency_proof']), digest=d['digest'], signer=d['signer'], signature=d['signature'])
 
 
-class ActionKind(StrEnum):
-    """What an action does. UNKNOWN: a kind newer than the reader. CONTRACT_READ: an eth_call, no transaction. NATIVE_TRANSFER: sends native value. CONTRACT_WRITE: a transaction calling a contract. ERC20_TRANSFER and ERC20_APPROVE: the ERC-20 transfer and approve calls, kept apart so policy can check the recipient or spender."""
-
-    UNKNOWN = "UNKNOWN"
-    CONTRACT_READ = "CONTRACT_READ"
-    NATIVE_TRANSFER = "NATIVE_TRANSFER"
-    CONTRACT_WRITE = "CONTRACT_WRITE"
-    ERC20_TRANSFER = "ERC20_TRANSFER"
-    ERC20_APPROVE = "ERC20_APPROVE"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Action(Record):
-    """A typed, executable step the model proposed. The policy engine judges this record, never the model's text."""
-
-    SCHEMA: ClassVar[str] = "omc.task.Action"
-
-    action_id: str
-    kind: ActionKind
-    chain_id: int
-    to: str
-    value_wei: str
-    data: str
-    function_signature: str | None = None
-    arguments_json: str
-    tool_call_id: str | None = None
-
-    def to_avro(self) -> dict[str, Any]:
-        if not _ADDRESS(self.to):
-            bad('Action', 'to', 'omc-address')
-        if not _WEI(self.value_wei):
-            bad('Action', 'value_wei', 'omc-wei')
-        if not _HEX(self.data):
-            bad('Action', 'data', 'omc-hex')
-        return {"action_id": self.action_id, "kind": self.kind, "chain_id": self.chain_id, "to": self.to, "value_wei": self.value_wei, "data": self.data, "function_signature": self.function_signature, "arguments_json": self.arguments_json, "tool_call_id": self.tool_call_id}
-
-    @classmethod
-    def from_avro(cls, d: dict[str, Any]) -> Action:
-        return cls(action_id=str(d['action_id']), kind=ActionKind(d['kind']), chain_id=d['chain_id'], to=d['to'], value_wei=d['value_wei'], data=d['data'], function_signature=d['function_signature'], arguments_json=d['arguments_json'], tool_call_id=d['tool_call_id'])
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActionApproved(Record):
     """A human approved a waiting action; it is executed next."""
@@ -681,13 +768,16 @@ class ActionApproved(Record):
     action_id: str
     approver: str
     comment: str | None = None
+    action_hash: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
-        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "comment": self.comment}
+        if self.action_hash is not None and not _HASH32(self.action_hash):
+            bad('ActionApproved', 'action_hash', 'omc-hash32')
+        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "comment": self.comment, "action_hash": self.action_hash}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> ActionApproved:
-        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], comment=d['comment'])
+        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], comment=d['comment'], action_hash=d['action_hash'])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -720,13 +810,16 @@ class ActionRejected(Record):
     action_id: str
     approver: str
     reason: str
+    action_hash: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
-        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "reason": self.reason}
+        if self.action_hash is not None and not _HASH32(self.action_hash):
+            bad('ActionRejected', 'action_hash', 'omc-hash32')
+        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "approver": self.approver, "reason": self.reason, "action_hash": self.action_hash}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> ActionRejected:
-        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], reason=d['reason'])
+        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), approver=d['approver'], reason=d['reason'], action_hash=d['action_hash'])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -743,17 +836,21 @@ class ApprovalRequested(Record):
     policy_version: int
     reason: str
     expires_at: datetime | None = None
+    action_hash: str | None = None
+    preview_json: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         if not _WEI(self.value_wei):
             bad('ApprovalRequested', 'value_wei', 'omc-wei')
         if not _WEI(self.approval_threshold_wei):
             bad('ApprovalRequested', 'approval_threshold_wei', 'omc-wei')
-        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "value_wei": self.value_wei, "approval_threshold_wei": self.approval_threshold_wei, "policy_version": self.policy_version, "reason": self.reason, "expires_at": self.expires_at}
+        if self.action_hash is not None and not _HASH32(self.action_hash):
+            bad('ApprovalRequested', 'action_hash', 'omc-hash32')
+        return {"meta": self.meta.to_avro(), "task_id": self.task_id, "action_id": self.action_id, "value_wei": self.value_wei, "approval_threshold_wei": self.approval_threshold_wei, "policy_version": self.policy_version, "reason": self.reason, "expires_at": self.expires_at, "action_hash": self.action_hash, "preview_json": self.preview_json}
 
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> ApprovalRequested:
-        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), value_wei=d['value_wei'], approval_threshold_wei=d['approval_threshold_wei'], policy_version=d['policy_version'], reason=d['reason'], expires_at=d['expires_at'])
+        return cls(meta=EventMeta.from_avro(d['meta']), task_id=str(d['task_id']), action_id=str(d['action_id']), value_wei=d['value_wei'], approval_threshold_wei=d['approval_threshold_wei'], policy_version=d['policy_version'], reason=d['reason'], expires_at=d['expires_at'], action_hash=d['action_hash'], preview_json=d['preview_json'])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1303,5 +1400,5 @@ class TxSigned(Record):
         return cls(meta=EventMeta.from_avro(d['meta']), request_id=str(d['request_id']), chain_id=d['chain_id'], sender=d['sender'], nonce=d['nonce'], tx_hash=d['tx_hash'], raw_tx=d['raw_tx'], gas_limit=d['gas_limit'], max_fee_per_gas_wei=d['max_fee_per_gas_wei'], max_priority_fee_per_gas_wei=d['max_priority_fee_per_gas_wei'], replaces_tx_hash=d['replaces_tx_hash'])
 
 
-RECORDS: dict[str, type[Record]] = {"omc.common.EventMeta": EventMeta, "omc.agent.Policy": Policy, "omc.agent.AgentRegistered": AgentRegistered, "omc.agent.BudgetExceeded": BudgetExceeded, "omc.agent.BudgetReleased": BudgetReleased, "omc.agent.BudgetReserved": BudgetReserved, "omc.agent.PolicySet": PolicySet, "omc.chain.BlockObserved": BlockObserved, "omc.chain.ContractEventObserved": ContractEventObserved, "omc.chain.ReorgDetected": ReorgDetected, "omc.command.ApproveAction": ApproveAction, "omc.command.CancelTask": CancelTask, "omc.command.CommandRejected": CommandRejected, "omc.command.RegisterAgent": RegisterAgent, "omc.command.RejectAction": RejectAction, "omc.command.SetPolicy": SetPolicy, "omc.command.SubmitTask": SubmitTask, "omc.deadletter.Header": Header, "omc.deadletter.DeadLetter": DeadLetter, "omc.proof.AnchorConfirmed": AnchorConfirmed, "omc.proof.AnchorSubmitted": AnchorSubmitted, "omc.proof.CheckpointSigned": CheckpointSigned, "omc.task.Action": Action, "omc.task.ActionApproved": ActionApproved, "omc.task.ActionProposed": ActionProposed, "omc.task.ActionRejected": ActionRejected, "omc.task.ApprovalRequested": ApprovalRequested, "omc.task.ToolCall": ToolCall, "omc.task.InferenceCompleted": InferenceCompleted, "omc.task.InferenceFailed": InferenceFailed, "omc.task.InferenceRequested": InferenceRequested, "omc.task.RuleResult": RuleResult, "omc.task.PolicyEvaluated": PolicyEvaluated, "omc.task.TaskCancelled": TaskCancelled, "omc.task.TaskCompleted": TaskCompleted, "omc.task.TaskFailed": TaskFailed, "omc.task.TaskSubmitted": TaskSubmitted, "omc.task.ToolResultRecorded": ToolResultRecorded, "omc.tx.TxBroadcast": TxBroadcast, "omc.tx.TxConfirmed": TxConfirmed, "omc.tx.TxFailed": TxFailed, "omc.tx.TxIncluded": TxIncluded, "omc.tx.TxReorged": TxReorged, "omc.tx.TxReplaced": TxReplaced, "omc.tx.TxRequested": TxRequested, "omc.tx.TxSigned": TxSigned}
+RECORDS: dict[str, type[Record]] = {"omc.common.EventMeta": EventMeta, "omc.agent.TokenLimit": TokenLimit, "omc.agent.Policy": Policy, "omc.agent.AgentRegistered": AgentRegistered, "omc.agent.BudgetExceeded": BudgetExceeded, "omc.agent.BudgetReleased": BudgetReleased, "omc.agent.BudgetReserved": BudgetReserved, "omc.agent.PolicySet": PolicySet, "omc.chain.BlockObserved": BlockObserved, "omc.chain.ContractEventObserved": ContractEventObserved, "omc.chain.ReorgDetected": ReorgDetected, "omc.command.ApproveAction": ApproveAction, "omc.command.CancelTask": CancelTask, "omc.command.CommandRejected": CommandRejected, "omc.command.RegisterAgent": RegisterAgent, "omc.command.RejectAction": RejectAction, "omc.command.ReleaseBudget": ReleaseBudget, "omc.task.Action": Action, "omc.command.ReserveBudget": ReserveBudget, "omc.command.SetPolicy": SetPolicy, "omc.command.SubmitTask": SubmitTask, "omc.deadletter.Header": Header, "omc.deadletter.DeadLetter": DeadLetter, "omc.proof.AnchorConfirmed": AnchorConfirmed, "omc.proof.AnchorSubmitted": AnchorSubmitted, "omc.proof.CheckpointSigned": CheckpointSigned, "omc.task.ActionApproved": ActionApproved, "omc.task.ActionProposed": ActionProposed, "omc.task.ActionRejected": ActionRejected, "omc.task.ApprovalRequested": ApprovalRequested, "omc.task.ToolCall": ToolCall, "omc.task.InferenceCompleted": InferenceCompleted, "omc.task.InferenceFailed": InferenceFailed, "omc.task.InferenceRequested": InferenceRequested, "omc.task.RuleResult": RuleResult, "omc.task.PolicyEvaluated": PolicyEvaluated, "omc.task.TaskCancelled": TaskCancelled, "omc.task.TaskCompleted": TaskCompleted, "omc.task.TaskFailed": TaskFailed, "omc.task.TaskSubmitted": TaskSubmitted, "omc.task.ToolResultRecorded": ToolResultRecorded, "omc.tx.TxBroadcast": TxBroadcast, "omc.tx.TxConfirmed": TxConfirmed, "omc.tx.TxFailed": TxFailed, "omc.tx.TxIncluded": TxIncluded, "omc.tx.TxReorged": TxReorged, "omc.tx.TxReplaced": TxReplaced, "omc.tx.TxRequested": TxRequested, "omc.tx.TxSigned": TxSigned}
 """Every record class by full Avro name."""
