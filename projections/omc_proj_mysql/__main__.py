@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
-import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,6 +39,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import start_http_server
 
 from omc_config import Settings
+from omc_config.options import EnvOptions
 from omc_errors import ConfigError, OmcError
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec
@@ -54,7 +53,6 @@ from omc_proj_mysql.projector import GROUP, TOPICS, Projector
 from omc_store.mysql import connect
 
 log = logging.getLogger("omc_proj_mysql")
-TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 METRICS_PORT = 18091
 
 
@@ -75,49 +73,19 @@ class Options:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Options:
         """Read and check everything; `ConfigError` lists every bad variable."""
-        env = os.environ if env is None else env
-        problems: list[str] = []
-        try:
-            base = Settings.from_env(env)
-        except ConfigError as error:
-            problems += error.problems
-            base = Settings.from_env({})
-
-        def text(name: str, default: str) -> str:
-            return (env.get(name) or "").strip() or default
-
-        def number(name: str, default: int, minimum: int, maximum: int) -> int:
-            raw = text(name, str(default))
-            try:
-                value = int(raw)
-                if not minimum <= value <= maximum:
-                    raise ValueError(raw)
-            except ValueError:
-                problems.append(f"{name}={raw!r} is not an integer from {minimum} to {maximum}")
-                return default
-            return value
-
-        def topic(name: str, value: str) -> str:
-            if not TOPIC_NAME.fullmatch(value):
-                problems.append(f"{name}: {value!r} is not a Kafka topic name")
-            return value
-
-        topics = tuple(topic("OMC_PROJ_MYSQL_TOPICS", t.strip())
-                       for t in text("OMC_PROJ_MYSQL_TOPICS", ",".join(TOPICS)).split(","))
+        read = EnvOptions(env)
         options = cls(
-            base=base,
-            metrics_host=text("OMC_PROJ_MYSQL_METRICS_HOST", "127.0.0.1"),
-            metrics_port=number("OMC_PROJ_MYSQL_METRICS_PORT", METRICS_PORT, 1, 65535),
-            group=text("OMC_PROJ_MYSQL_GROUP", GROUP),
-            instance_id=text("OMC_PROJ_MYSQL_INSTANCE_ID", "") or None,
-            batch=number("OMC_PROJ_MYSQL_BATCH", 2000, 1, 100_000),
-            retries=number("OMC_PROJ_MYSQL_RETRIES", 6, 0, 1000),
-            topics=topics,
-            deadletter_topic=topic("OMC_PROJ_MYSQL_DEADLETTER_TOPIC",
-                                   text("OMC_PROJ_MYSQL_DEADLETTER_TOPIC", DEADLETTER_TOPIC)),
+            base=read.base,
+            metrics_host=read.text("OMC_PROJ_MYSQL_METRICS_HOST", "127.0.0.1"),
+            metrics_port=read.number("OMC_PROJ_MYSQL_METRICS_PORT", METRICS_PORT, 1, 65535),
+            group=read.text("OMC_PROJ_MYSQL_GROUP", GROUP),
+            instance_id=read.text("OMC_PROJ_MYSQL_INSTANCE_ID", "") or None,
+            batch=read.number("OMC_PROJ_MYSQL_BATCH", 2000, 1, 100_000),
+            retries=read.number("OMC_PROJ_MYSQL_RETRIES", 6, 0, 1000),
+            topics=read.topics("OMC_PROJ_MYSQL_TOPICS", TOPICS),
+            deadletter_topic=read.topic("OMC_PROJ_MYSQL_DEADLETTER_TOPIC", DEADLETTER_TOPIC),
         )
-        if problems:
-            raise ConfigError(problems)
+        read.check()
         return options
 
 

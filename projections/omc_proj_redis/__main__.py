@@ -31,8 +31,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
-import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -45,6 +43,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import start_http_server
 
 from omc_config import Settings
+from omc_config.options import EnvOptions
 from omc_errors import ConfigError, OmcError
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec
@@ -57,7 +56,6 @@ from omc_proj_redis.keys import DEFAULT_PREFIX, Keys
 from omc_proj_redis.projector import Metrics, Projector, rebuild
 
 log = logging.getLogger("omc.proj.redis")
-TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 @dataclass(frozen=True)
@@ -77,52 +75,25 @@ class ProjectorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProjectorSettings:
         """Read and check everything; `ConfigError` lists every bad variable."""
-        env = os.environ if env is None else env
-        problems: list[str] = []
-        try:
-            base = Settings.from_env(env)
-        except ConfigError as error:
-            problems += error.problems
-            base = Settings.from_env({})
-
-        def text(name: str, default: str) -> str:
-            return (env.get(name) or "").strip() or default
-
-        def number(name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
-            raw = text(name, str(default))
-            try:
-                value = int(raw)
-                if not minimum <= value <= maximum:
-                    raise ValueError(raw)
-            except ValueError:
-                problems.append(f"{name}={raw!r} is not an integer in {minimum}..{maximum}")
-                return default
-            return value
-
-        def topic(name: str, default: str) -> str:
-            value = text(name, default)
-            if not TOPIC_NAME.fullmatch(value):
-                problems.append(f"{name}={value!r} is not a Kafka topic name")
-            return value
-
-        prefix = text("OMC_PROJ_REDIS_PREFIX", DEFAULT_PREFIX)
+        read = EnvOptions(env)
+        prefix = read.text("OMC_PROJ_REDIS_PREFIX", DEFAULT_PREFIX)
         if prefix.endswith(":") or any(c in prefix for c in " *?[]\\"):
-            problems.append(f"OMC_PROJ_REDIS_PREFIX={prefix!r} must not end with ':' nor "
-                            "hold spaces or glob characters")
+            read.problem(f"OMC_PROJ_REDIS_PREFIX={prefix!r} must not end with ':' nor "
+                         "hold spaces or glob characters")
         settings = cls(
-            base=base, prefix=prefix,
-            maxlen=number("OMC_PROJ_REDIS_MAXLEN", projector.DEFAULT_MAXLEN, 1),
-            metrics_host=text("OMC_PROJ_REDIS_METRICS_HOST", "127.0.0.1"),
-            metrics_port=base.stack.proj_redis_metrics_port,
-            group=text("OMC_PROJ_REDIS_GROUP", projector.GROUP),
-            batch=number("OMC_PROJ_REDIS_BATCH", 500, 1, 100_000),
-            retries=number("OMC_PROJ_REDIS_RETRIES", 8, 1, 1000),
-            commands_topic=topic("OMC_PROJ_REDIS_COMMANDS_TOPIC", projector.COMMANDS_TOPIC),
-            events_topic=topic("OMC_PROJ_REDIS_EVENTS_TOPIC", projector.EVENTS_TOPIC),
-            deadletter_topic=topic("OMC_PROJ_REDIS_DEADLETTER_TOPIC", DEADLETTER_TOPIC),
+            base=read.base, prefix=prefix,
+            maxlen=read.number("OMC_PROJ_REDIS_MAXLEN", projector.DEFAULT_MAXLEN, 1),
+            metrics_host=read.text("OMC_PROJ_REDIS_METRICS_HOST", "127.0.0.1"),
+            metrics_port=read.base.stack.proj_redis_metrics_port,
+            group=read.text("OMC_PROJ_REDIS_GROUP", projector.GROUP),
+            batch=read.number("OMC_PROJ_REDIS_BATCH", 500, 1, 100_000),
+            retries=read.number("OMC_PROJ_REDIS_RETRIES", 8, 1, 1000),
+            commands_topic=read.topic("OMC_PROJ_REDIS_COMMANDS_TOPIC",
+                                      projector.COMMANDS_TOPIC),
+            events_topic=read.topic("OMC_PROJ_REDIS_EVENTS_TOPIC", projector.EVENTS_TOPIC),
+            deadletter_topic=read.topic("OMC_PROJ_REDIS_DEADLETTER_TOPIC", DEADLETTER_TOPIC),
         )
-        if problems:
-            raise ConfigError(problems)
+        read.check()
         return settings
 
 
