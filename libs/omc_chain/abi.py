@@ -38,7 +38,7 @@ from omc_chain.errors import AbiError
 ERC20_TRANSFER = "0xa9059cbb"          # transfer(address,uint256)
 ERC20_APPROVE = "0x095ea7b3"           # approve(address,uint256)
 ERC20_TRANSFER_FROM = "0x23b872dd"     # transferFrom(address,address,uint256)
-ERC20_PERMIT = "0xd505accf"            # permit(address,address,uint256,uint256,uint8,bytes32,bytes32)
+ERC20_PERMIT = "0xd505accf"            # permit(owner,spender,value,deadline,v,r,s) EIP-2612
 ERC20_INCREASE_ALLOWANCE = "0x39509351"  # increaseAllowance(address,uint256)
 SET_APPROVAL_FOR_ALL = "0xa22cb465"    # setApprovalForAll(address,bool)
 MULTICALL = "0xac9650d8"               # multicall(bytes[])

@@ -8,6 +8,7 @@
     omc test [PYTEST ARGS ...]  bring the stack up, run the test suite against it
     omc topics apply|list       the topic catalogue (schemas/topics.yaml) on the cluster
     omc schemas check|generate  the Avro contract: compatibility, generated code and docs
+    omc chain build|deploy-demo  the contracts: compile (pinned solc), deploy to the local chain
 
 Every `OmcError` is printed as a one-paragraph message on stderr with exit code 1.
 """
@@ -48,7 +49,7 @@ def cli() -> None:
 
 
 # Command groups living in their own modules; each module exports COMMANDS.
-COMMAND_MODULES = ("omc_cli.db", "omc_cli.keys", "omc_cli.client")
+COMMAND_MODULES = ("omc_cli.db", "omc_cli.keys", "omc_cli.client", "omc_cli.chain")
 
 cli.add_command(topics)
 cli.add_command(schemas)
