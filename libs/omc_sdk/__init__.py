@@ -44,6 +44,7 @@ from omc_sdk.models import (
     Receipt,
     Task,
     TaskEvent,
+    TokenLimit,
     Transaction,
 )
 from omc_sdk.retry import RetryPolicy
@@ -77,6 +78,7 @@ __all__ = [
     "SettingsError",
     "Task",
     "TaskEvent",
+    "TokenLimit",
     "Transaction",
     "TransportError",
     "Unauthorized",

@@ -118,14 +118,19 @@ class AsyncClient(Base):
         return await self.send(routes.cancel_task(task_id, reason,
                                                   idempotency_key=idempotency_key))
 
-    async def approve_action(self, task_id: str, action_id: str, comment: str | None = None, *,
+    async def approve_action(self, task_id: str, action_id: str, action_hash: str,
+                             comment: str | None = None, *,
                              idempotency_key: str | None = None) -> Accepted:
-        return await self.send(routes.approve_action(task_id, action_id, comment,
+        """ApproveAction (scope `approver`) of the exact action whose ApprovalRequested carries
+        `action_hash`; another hash is refused by the runtime (CommandRejected INVALID_STATE)."""
+        return await self.send(routes.approve_action(task_id, action_id, action_hash, comment,
                                                      idempotency_key=idempotency_key))
 
-    async def reject_action(self, task_id: str, action_id: str, reason: str, *,
+    async def reject_action(self, task_id: str, action_id: str, action_hash: str, reason: str, *,
                             idempotency_key: str | None = None) -> Accepted:
-        return await self.send(routes.reject_action(task_id, action_id, reason,
+        """RejectAction (scope `approver`) of the exact action whose ApprovalRequested carries
+        `action_hash`."""
+        return await self.send(routes.reject_action(task_id, action_id, action_hash, reason,
                                                     idempotency_key=idempotency_key))
 
     async def register_agent(self, *, name: str, signer_address: str, model: str,

@@ -125,16 +125,19 @@ class Client(Base):
         """CancelTask."""
         return self.send(routes.cancel_task(task_id, reason, idempotency_key=idempotency_key))
 
-    def approve_action(self, task_id: str, action_id: str, comment: str | None = None, *,
+    def approve_action(self, task_id: str, action_id: str, action_hash: str,
+                       comment: str | None = None, *,
                        idempotency_key: str | None = None) -> Accepted:
-        """ApproveAction (scope `approver`)."""
-        return self.send(routes.approve_action(task_id, action_id, comment,
+        """ApproveAction (scope `approver`) of the exact action whose ApprovalRequested carries
+        `action_hash`; another hash is refused by the runtime (CommandRejected INVALID_STATE)."""
+        return self.send(routes.approve_action(task_id, action_id, action_hash, comment,
                                                idempotency_key=idempotency_key))
 
-    def reject_action(self, task_id: str, action_id: str, reason: str, *,
+    def reject_action(self, task_id: str, action_id: str, action_hash: str, reason: str, *,
                       idempotency_key: str | None = None) -> Accepted:
-        """RejectAction (scope `approver`)."""
-        return self.send(routes.reject_action(task_id, action_id, reason,
+        """RejectAction (scope `approver`) of the exact action whose ApprovalRequested carries
+        `action_hash`."""
+        return self.send(routes.reject_action(task_id, action_id, action_hash, reason,
                                               idempotency_key=idempotency_key))
 
     def register_agent(self, *, name: str, signer_address: str, model: str,

@@ -144,6 +144,24 @@ class Agent(Item):
 
 
 @dataclass(frozen=True)
+class TokenLimit(Item):
+    """One ERC-20 token's limits in a policy, exactly `omc.agent.TokenLimit`: amounts are the
+    token's base units as decimal strings."""
+
+    token: str | None = None
+    max_amount: str | None = None
+    budget_amount: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"token": self.token, "max_amount": self.max_amount,
+                "budget_amount": self.budget_amount}
+
+
+def _token_limits(value: Any) -> tuple[TokenLimit, ...]:
+    return tuple(TokenLimit.from_json(item) for item in _tuple(value))
+
+
+@dataclass(frozen=True)
 class Policy(Item):
     """An agent's policy, exactly `omc.agent.Policy`; amounts are wei as decimal strings."""
 
@@ -159,13 +177,15 @@ class Policy(Item):
     max_fee_per_gas_wei: str | None = None
     approval_threshold_wei: str | None = None
     max_inferences_per_task: int | None = None
+    token_limits: tuple[TokenLimit, ...] = field(default=(), metadata=_as(_token_limits))
     raw: Mapping[str, Any] = _raw()
 
     def to_json(self) -> dict[str, Any]:
         """The policy as the API takes it (the fields it came with, else the known ones)."""
         if self.raw:
             return dict(self.raw)
-        return {f.name: list(v) if isinstance(v, tuple) else v
+        return {f.name: [x.to_json() if isinstance(x, TokenLimit) else x for x in v]
+                if isinstance(v, tuple) else v
                 for f in dataclasses.fields(self) if f.name != "raw"
                 for v in [getattr(self, f.name)]}
 

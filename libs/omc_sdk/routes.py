@@ -184,16 +184,18 @@ def cancel_task(task_id: str, reason: str, *,
                     idempotency_key)
 
 
-def approve_action(task_id: str, action_id: str, comment: str | None = None, *,
-                   idempotency_key: str | None = None) -> Call[Accepted]:
+def approve_action(task_id: str, action_id: str, action_hash: str, comment: str | None = None,
+                   *, idempotency_key: str | None = None) -> Call[Accepted]:
+    """`action_hash`: the ApprovalRequested's action_hash, the exact action approved."""
     return _command("POST", f"/v1/tasks/{segment(task_id)}/actions/{segment(action_id)}/approve",
-                    {"comment": comment}, idempotency_key)
+                    {"action_hash": action_hash, "comment": comment}, idempotency_key)
 
 
-def reject_action(task_id: str, action_id: str, reason: str, *,
+def reject_action(task_id: str, action_id: str, action_hash: str, reason: str, *,
                   idempotency_key: str | None = None) -> Call[Accepted]:
+    """`action_hash`: the ApprovalRequested's action_hash, the exact action rejected."""
     return _command("POST", f"/v1/tasks/{segment(task_id)}/actions/{segment(action_id)}/reject",
-                    {"reason": reason}, idempotency_key)
+                    {"action_hash": action_hash, "reason": reason}, idempotency_key)
 
 
 def _policy(policy: Policy | Mapping[str, Any]) -> dict[str, Any]:

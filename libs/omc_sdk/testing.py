@@ -414,13 +414,13 @@ class FakeGateway:
 
     def _approve(self, request: httpx.Request, key: Key, task_id: str,
                  action_id: str) -> httpx.Response:
-        body = self._body(request, {"comment"}, set())
+        body = self._body(request, {"action_hash", "comment"}, {"action_hash"})
         self._own(self.tasks, key, task_id, "task")
         return self._command(request, key, "ApproveAction", body, lambda _: task_id)
 
     def _reject(self, request: httpx.Request, key: Key, task_id: str,
                 action_id: str) -> httpx.Response:
-        body = self._body(request, {"reason"}, {"reason"})
+        body = self._body(request, {"action_hash", "reason"}, {"action_hash", "reason"})
         self._own(self.tasks, key, task_id, "task")
         return self._command(request, key, "RejectAction", body, lambda _: task_id)
 

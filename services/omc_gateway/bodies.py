@@ -2,7 +2,8 @@
 
 Limits are the gateway's, chosen so a valid body always fits the contract's records and the
 default 64 KiB body limit; amounts are wei strings up to 2**256 - 1; the policy object is
-exactly `omc.agent.Policy`.
+exactly `omc.agent.Policy` (its `token_limits` optional, [] when absent). Approving or rejecting
+names the `action_hash` of the action decided on (required).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from omc_gateway.fields import (
     Array,
     ChainId,
     Field,
+    HexDigest,
     Integer,
     JsonObject,
     Obj,
@@ -25,6 +27,13 @@ from omc_gateway.fields import (
 
 MAX_LIST = 500
 TEN_YEARS = 10 * 365 * 86400
+
+TOKEN_LIMIT = Obj({
+    "token": Field(Address(), doc="the ERC-20 token contract"),
+    "max_amount": Field(Wei(), doc="most token base units one action may move or approve"),
+    "budget_amount": Field(Wei(), doc="most token base units within any rolling budget window"),
+}, name="TokenLimit", doc="Limits on one ERC-20 token, in its base units, exactly "
+                          "omc.agent.TokenLimit.")
 
 POLICY = Obj({
     "version": Field(Integer(1, 2**31 - 1), doc="1 at registration, then the agent's current "
@@ -45,6 +54,9 @@ POLICY = Obj({
     "max_fee_per_gas_wei": Field(Wei(), doc="highest max fee per gas ever offered"),
     "approval_threshold_wei": Field(Wei(), doc="an action above this waits for a human"),
     "max_inferences_per_task": Field(Integer(1, 1000), doc="most model calls per task"),
+    "token_limits": Field(Array(TOKEN_LIMIT, max_items=100, unique_by="token"), required=False,
+                          doc="per-token limits, one per token; an ERC-20 transfer or approve "
+                              "of a token not listed is denied; absent or null: none ([])"),
 }, name="Policy", doc="An agent's default-deny policy, exactly omc.agent.Policy.")
 
 SUBMIT_TASK = Obj({
@@ -63,12 +75,17 @@ CANCEL_TASK = Obj({
     "reason": Field(Text(max_length=2000), doc="why the task is to be stopped"),
 }, name="CancelTask")
 
+ACTION_HASH = Field(HexDigest(), doc="the action_hash of the ApprovalRequested being decided: "
+                                     "the exact action a human saw; another hash is refused")
+
 APPROVE_ACTION = Obj({
+    "action_hash": ACTION_HASH,
     "comment": Field(Text(min_length=0, max_length=2000, words=False), required=False,
                      doc="free text from the approver"),
 }, name="ApproveAction")
 
 REJECT_ACTION = Obj({
+    "action_hash": ACTION_HASH,
     "reason": Field(Text(max_length=2000), doc="why the action is refused; shown to the model"),
 }, name="RejectAction")
 

@@ -30,6 +30,7 @@ from omc_events.records import (
     RejectAction,
     SetPolicy,
     SubmitTask,
+    TokenLimit,
 )
 
 COMMAND_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:openmcp-chain:command-id")
@@ -116,13 +117,13 @@ class CommandFactory:
                        body: dict[str, Any]) -> ApproveAction:
         return self._seal(origin, ApproveAction, "task", task_id, task_id=task_id,
                           action_id=action_id, approver=origin.principal.actor,
-                          comment=body["comment"])
+                          action_hash=body["action_hash"], comment=body["comment"])
 
     def reject_action(self, origin: Origin, task_id: str, action_id: str,
                       body: dict[str, Any]) -> RejectAction:
         return self._seal(origin, RejectAction, "task", task_id, task_id=task_id,
                           action_id=action_id, approver=origin.principal.actor,
-                          reason=body["reason"])
+                          reason=body["reason"], action_hash=body["action_hash"])
 
     def register_agent(self, origin: Origin, body: dict[str, Any]) -> RegisterAgent:
         agent_id = body["agent_id"] or derived_id(origin.command_id, 0)
@@ -137,4 +138,5 @@ class CommandFactory:
 
 
 def policy(checked: dict[str, Any]) -> Policy:
-    return Policy(**checked)
+    limits = tuple(TokenLimit(**limit) for limit in checked.get("token_limits") or ())
+    return Policy(**{**checked, "token_limits": limits})

@@ -287,8 +287,13 @@ class JsonObject(Kind):
 
 
 class Array(Kind):
-    def __init__(self, items: Kind, *, max_items: int, unique: bool = True) -> None:
-        self.items, self.max_items, self.unique = items, max_items, unique
+    """An array of `items`; with `unique`, no item twice; with `unique_by` (for arrays of
+    objects), no two items with the same value of that member."""
+
+    def __init__(self, items: Kind, *, max_items: int, unique: bool = True,
+                 unique_by: str | None = None) -> None:
+        self.items, self.max_items = items, max_items
+        self.unique, self.unique_by = unique and unique_by is None, unique_by
 
     def check_value(self, value: Any, path: str, problems: Problems) -> Any:
         if not isinstance(value, list):
@@ -307,6 +312,15 @@ class Array(Kind):
                     return self.fail(problems, f"{path}[{i}]",
                                      f"repeats item {seen[item]}; items must be unique")
                 seen[item] = i
+        if self.unique_by is not None:
+            first: dict[Any, int] = {}
+            for i, item in enumerate(checked):
+                member = item[self.unique_by]
+                if member in first:
+                    return self.fail(problems, f"{path}[{i}].{self.unique_by}",
+                                     f"repeats item {first[member]}'s {self.unique_by}; "
+                                     f"each {self.unique_by} may appear once")
+                first[member] = i
         return tuple(checked)
 
     def schema(self) -> dict[str, Any]:

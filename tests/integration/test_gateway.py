@@ -35,6 +35,7 @@ from omc_proj_mysql import migrations as read_model
 from omc_store.mysql import connect
 from tests.unit.test_gateway_app import (
     ACTION,
+    ACTION_HASH,
     ADDRESS,
     AGENT,
     MATRIX,
@@ -205,10 +206,10 @@ def test_a_command_lands_on_the_log_sealed_with_the_keys_tenant_and_actor(
 @pytest.mark.parametrize(("method", "path", "body", "scope", "kind", "key"), [
     ("POST", f"/v1/tasks/{TASK}/cancel", {"reason": "stop"}, "commands:write", "CancelTask",
      TASK),
-    ("POST", f"/v1/tasks/{TASK}/actions/{ACTION}/approve", {"comment": "ok"}, "approver",
-     "ApproveAction", TASK),
-    ("POST", f"/v1/tasks/{TASK}/actions/{ACTION}/reject", {"reason": "no"}, "approver",
-     "RejectAction", TASK),
+    ("POST", f"/v1/tasks/{TASK}/actions/{ACTION}/approve",
+     {"action_hash": ACTION_HASH, "comment": "ok"}, "approver", "ApproveAction", TASK),
+    ("POST", f"/v1/tasks/{TASK}/actions/{ACTION}/reject",
+     {"action_hash": ACTION_HASH, "reason": "no"}, "approver", "RejectAction", TASK),
     ("POST", "/v1/agents", agent_body(agent_id=AGENT), "admin", "RegisterAgent", AGENT),
     ("PUT", f"/v1/agents/{AGENT}/policy", {"policy": policy(2)}, "admin", "SetPolicy", AGENT),
 ])
@@ -227,6 +228,7 @@ def test_every_command_lands_decodable_and_keyed_by_its_aggregate(
     assert record.meta.actor == f"key:{gateway.key_id(scope)}"
     if kind in ("ApproveAction", "RejectAction"):
         assert record.approver == f"key:{gateway.key_id(scope)}"
+        assert record.action_hash == ACTION_HASH
     if kind == "RegisterAgent":
         assert record.signer_address == ADDRESS
 

@@ -53,7 +53,7 @@ RECEIPT_KEYS = ["tx_hash", "block_number", "block_hash", "gas_used", "effective_
 POLICY_KEYS = ["version", "allowed_chain_ids", "allowed_contracts", "allowed_selectors",
                "allowed_recipients", "deny_addresses", "max_value_wei", "budget_wei",
                "budget_window_seconds", "max_fee_per_gas_wei", "approval_threshold_wei",
-               "max_inferences_per_task"]
+               "max_inferences_per_task", "token_limits"]
 STATUS_OF = {"completed": "completed", "failed": "failed", "cancelled": "cancelled",
              "waiting": "awaiting_approval", "replaced": "completed", "reorged": "completed",
              "tx_failed": "failed", "rejected": "failed"}

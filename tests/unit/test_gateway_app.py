@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from omc_events.chain import seal_command, verify
 from omc_events.envelope import ZERO_HASH, derived_id
-from omc_events.records import RegisterAgent, SetPolicy, SubmitTask
+from omc_events.records import RegisterAgent, SetPolicy, SubmitTask, TokenLimit
 from omc_gateway.apikeys import SCOPES, CachedKeyStore
 from omc_gateway.app import create_app
 from omc_gateway.commands import COMMAND_NAMESPACE, CommandFactory
@@ -33,6 +33,7 @@ ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 AGENT = "6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b"
 TASK = "0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9"
 ACTION = "11111111-2222-4333-8444-555555555555"
+ACTION_HASH = "0x" + "ab" * 32
 OTHER_TASK = "99999999-8888-4777-8666-555555555555"
 TX = "0x" + "ab" * 32
 OTHER_TX = "0x" + "cd" * 32
@@ -172,10 +173,13 @@ def test_submit_task_is_sealed_and_carries_the_keys_tenant_and_actor(gw: Gateway
 @pytest.mark.parametrize(("path", "body", "scope", "command"), [
     (f"/v1/tasks/{TASK}/cancel", {"reason": "changed my mind"}, "commands:write",
      "CancelTask"),
-    (f"/v1/tasks/{TASK}/actions/{ACTION}/approve", {}, "approver", "ApproveAction"),
-    (f"/v1/tasks/{TASK}/actions/{ACTION}/approve", {"comment": "ok"}, "approver",
+    (f"/v1/tasks/{TASK}/actions/{ACTION}/approve", {"action_hash": ACTION_HASH}, "approver",
      "ApproveAction"),
-    (f"/v1/tasks/{TASK}/actions/{ACTION}/reject", {"reason": "too much"}, "approver",
+    (f"/v1/tasks/{TASK}/actions/{ACTION}/approve", {"action_hash": ACTION_HASH,
+                                                     "comment": "ok"}, "approver",
+     "ApproveAction"),
+    (f"/v1/tasks/{TASK}/actions/{ACTION}/reject", {"action_hash": ACTION_HASH,
+                                                    "reason": "too much"}, "approver",
      "RejectAction"),
 ])
 def test_task_commands_target_the_task(gw: Gateway, path: str, body: dict, scope: str,
@@ -191,14 +195,82 @@ def test_task_commands_target_the_task(gw: Gateway, path: str, body: dict, scope
     if hasattr(record, "approver"):
         assert record.approver == f"key:{gw.key_id(scope)}"
         assert record.action_id == ACTION
+        assert record.action_hash == ACTION_HASH
 
 
-def test_approve_without_a_body_is_an_empty_object(gw: Gateway) -> None:
+def test_approve_without_a_body_is_an_empty_object_so_the_action_hash_is_missing(
+        gw: Gateway) -> None:
     answer = gw.client.post(f"/v1/tasks/{TASK}/actions/{ACTION}/approve",
+                            headers=gw.auth("approver"))
+
+    assert fields(problem(answer, 422, "invalid-body")) == {"action_hash": "is required"}
+    assert gw.bus.published == []
+
+
+def test_an_approval_without_a_comment_has_none(gw: Gateway) -> None:
+    answer = gw.client.post(f"/v1/tasks/{TASK}/actions/{ACTION}/approve",
+                            json={"action_hash": ACTION_HASH.upper().replace("0X", "0x")},
                             headers=gw.auth("approver"))
 
     assert answer.status_code == 202, answer.text
     assert gw.bus.published[0].comment is None
+    assert gw.bus.published[0].action_hash == ACTION_HASH  # normalised to lowercase
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+@pytest.mark.parametrize(("given", "words"), [
+    (None, "is required"),
+    ("0x1234", "is not a hash"),
+    ("ab" * 32, "is not a hash"),
+    (12, "must be a string"),
+])
+def test_approve_and_reject_need_a_well_formed_action_hash(gw: Gateway, verb: str, given: Any,
+                                                           words: str) -> None:
+    body: dict[str, Any] = {"reason": "no"} if verb == "reject" else {}
+    if given is not None:
+        body["action_hash"] = given
+
+    answer = gw.client.post(f"/v1/tasks/{TASK}/actions/{ACTION}/{verb}", json=body,
+                            headers=gw.auth("approver"))
+
+    assert words in fields(problem(answer, 422, "invalid-body"))["action_hash"]
+    assert gw.bus.published == []
+
+
+def test_a_policy_takes_token_limits_checksummed_and_defaults_to_none(gw: Gateway) -> None:
+    limit = {"token": ADDRESS.lower(), "max_amount": "5", "budget_amount": "50"}
+    with_limits = gw.client.put(f"/v1/agents/{AGENT}/policy",
+                                json={"policy": policy(2, token_limits=[limit])},
+                                headers=gw.auth("admin"))
+    without = gw.client.put(f"/v1/agents/{AGENT}/policy", json={"policy": policy(3)},
+                            headers=gw.auth("admin"))
+
+    assert with_limits.status_code == without.status_code == 202, with_limits.text
+    first, second = gw.bus.published
+    assert first.policy.token_limits == (
+        TokenLimit(token=ADDRESS, max_amount="5", budget_amount="50"),)
+    assert second.policy.token_limits == ()
+
+
+@pytest.mark.parametrize(("limits", "field", "words"), [
+    ([{"token": ADDRESS, "max_amount": "5"}], "policy.token_limits[0].budget_amount",
+     "is required"),
+    ([{"token": ADDRESS, "max_amount": "-1", "budget_amount": "1"}],
+     "policy.token_limits[0].max_amount", "non-negative integer"),
+    ([{"token": "0x12", "max_amount": "1", "budget_amount": "1"}],
+     "policy.token_limits[0].token", "is not an address"),
+    ([{"token": ADDRESS, "max_amount": "1", "budget_amount": "1"},
+      {"token": ADDRESS.lower(), "max_amount": "2", "budget_amount": "2"}],
+     "policy.token_limits[1].token", "repeats item 0"),
+    ({"token": ADDRESS}, "policy.token_limits", "must be an array"),
+])
+def test_bad_token_limits_are_422_naming_the_field(gw: Gateway, limits: Any, field: str,
+                                                   words: str) -> None:
+    answer = gw.client.put(f"/v1/agents/{AGENT}/policy",
+                           json={"policy": policy(2, token_limits=limits)},
+                           headers=gw.auth("admin"))
+
+    assert words in fields(problem(answer, 422, "invalid-body"))[field]
 
 
 def test_register_agent_checksums_addresses_and_derives_the_agent_id(gw: Gateway) -> None:
@@ -526,8 +598,10 @@ def test_rate_limit_is_429_with_retry_after() -> None:
 MATRIX: dict[str, tuple[str, Any, str | None]] = {
     "submitTask": ("/v1/tasks", submit_body(), None),
     "cancelTask": (f"/v1/tasks/{TASK}/cancel", {"reason": "r"}, None),
-    "approveAction": (f"/v1/tasks/{TASK}/actions/{ACTION}/approve", {}, None),
-    "rejectAction": (f"/v1/tasks/{TASK}/actions/{ACTION}/reject", {"reason": "r"}, None),
+    "approveAction": (f"/v1/tasks/{TASK}/actions/{ACTION}/approve",
+                      {"action_hash": ACTION_HASH}, None),
+    "rejectAction": (f"/v1/tasks/{TASK}/actions/{ACTION}/reject",
+                     {"action_hash": ACTION_HASH, "reason": "r"}, None),
     "registerAgent": ("/v1/agents", agent_body(), None),
     "setPolicy": (f"/v1/agents/{AGENT}/policy", {"policy": policy(2)}, None),
     "listTasks": ("/v1/tasks", None, None),

@@ -3,6 +3,7 @@ routes, idempotency, retries and their waits, problem mapping, pagination."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -15,9 +16,11 @@ from omc_sdk import (
     InvalidRequest,
     NotFound,
     Page,
+    Policy,
     RateLimited,
     ServerError,
     Task,
+    TokenLimit,
     TransportError,
     Unauthorized,
     Unavailable,
@@ -26,6 +29,7 @@ from omc_sdk import (
 from omc_sdk.testing import FakeGateway
 
 URL = "http://gateway.test"
+HASH = "0x" + "ab" * 32
 
 
 @pytest.fixture
@@ -74,8 +78,8 @@ def test_every_command_answers_accepted_with_its_aggregate(client, fake):
                                        model="gpt", policy=agent_policy, description="d")
     results = [
         client.cancel_task(task["task_id"], "changed my mind"),
-        client.approve_action(task["task_id"], "act-1", "fine"),
-        client.reject_action(task["task_id"], "act-2", "too expensive"),
+        client.approve_action(task["task_id"], "act-1", HASH, "fine"),
+        client.reject_action(task["task_id"], "act-2", HASH, "too expensive"),
         client.set_policy(registered.aggregate_id, {**agent_policy, "version": 2}),
     ]
     assert [a.command_type for a in results] == [
@@ -298,3 +302,23 @@ def test_a_trail_without_cursors_is_walked_by_sequence(key):
     with Client(URL, key, transport=httpx.MockTransport(handler)) as client:
         assert [e.sequence for e in client.iter_task_events("t", page_size=2)] == [1, 2, 3, 4, 5]
         assert [e.sequence for e in client.iter_task_events("t", after=3)] == [4, 5]
+
+
+def test_approve_and_reject_send_the_action_hash(client, fake):
+    task = fake.add_task()
+    client.approve_action(task["task_id"], "act-1", HASH)
+    client.reject_action(task["task_id"], "act-1", HASH, "no")
+
+    approve, reject = commands(fake)[-2:]
+    assert json.loads(approve.content) == {"action_hash": HASH}  # absent options are not sent
+    assert json.loads(reject.content) == {"action_hash": HASH, "reason": "no"}
+
+
+def test_a_policy_carries_its_token_limits_both_ways():
+    limit = {"token": "0x" + "cd" * 20, "max_amount": "5", "budget_amount": "50"}
+    read = Policy.from_json({"version": 2, "token_limits": [limit]})
+
+    assert read.token_limits == (TokenLimit(token=limit["token"], max_amount="5",
+                                            budget_amount="50"),)
+    assert Policy(version=2, token_limits=read.token_limits).to_json()["token_limits"] == [limit]
+    assert Policy.from_json({"version": 1}).token_limits == ()
