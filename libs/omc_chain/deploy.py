@@ -99,7 +99,8 @@ def _send(web3: Web3, account: LocalAccount, fields: dict[str, Any],
     except Web3Exception as error:
         raise DeployFailed(f"{what} from {account.address} failed: {error}") from None
     except OSError as error:
-        raise ChainUnavailable(f"the chain node failed during {what}: {error}") from None
+        raise ChainUnavailable(f"the chain node failed during {what} "
+                               f"({type(error).__name__})") from None
     if receipt["status"] != 1:
         raise DeployFailed(f"{what} reverted in transaction {receipt['transactionHash'].hex()}")
     return receipt
@@ -119,7 +120,8 @@ def deploy_demo(web3: Web3, state_path: Path, mint_to: str | None = None,
     try:
         chain_id = web3.eth.chain_id
     except (Web3Exception, OSError) as error:
-        raise ChainUnavailable(f"the chain node does not answer: {error}") from None
+        raise ChainUnavailable(f"the chain node does not answer ({type(error).__name__}); "
+                               f"is the local chain up (`omc stack up anvil`)?") from None
     account = deployer or local_deployer(chain_id)
     deployment = _recorded(web3, state_path, chain_id)
     if deployment is None:
@@ -150,7 +152,11 @@ def _recorded(web3: Web3, state_path: Path, chain_id: int) -> DemoDeployment | N
         return None
     for address, expected in ((deployment.token, deployment.token_code_hash),
                               (deployment.registry, deployment.registry_code_hash)):
-        found = code_hash(web3, address)
+        try:
+            found = code_hash(web3, address)
+        except (Web3Exception, OSError) as error:
+            raise ChainUnavailable(f"the chain node does not answer ({type(error).__name__}); "
+                                   f"is the local chain up (`omc stack up anvil`)?") from None
         if found == _EMPTY_CODE_HASH or found != expected:
             return None
     return deployment

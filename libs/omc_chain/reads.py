@@ -34,6 +34,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from web3 import AsyncWeb3
@@ -74,7 +75,7 @@ class ChainReader:
 
     def __init__(self, web3: AsyncWeb3, url: str) -> None:
         self.web3 = web3
-        self.url = url
+        self.url = _redacted(url)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 10.0) -> ChainReader:
@@ -186,6 +187,13 @@ class ChainReader:
         except AbiError:
             return _undecodable(to, fn.canonical, call.data, number)
         return _ok({"address": to, "function": fn.canonical, "outputs": outputs}, number)
+
+
+def _redacted(url: str) -> str:
+    """scheme://host:port only: RPC URLs often carry an API key in their path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 # -- results ----------------------------------------------------------------------------------

@@ -139,14 +139,17 @@ def test_reading_an_address_without_code_is_not_ok(settings: Settings) -> None:
     assert not token_result.ok
 
 
-def test_an_unreachable_node_raises_chain_unavailable() -> None:
+def test_an_unreachable_node_raises_chain_unavailable_without_the_url_s_secrets() -> None:
     async def run() -> None:
-        async with ChainReader.from_url("http://127.0.0.1:9", timeout=2) as reader:
+        url = "http://user:pw@127.0.0.1:9/v3/SECRET-API-KEY?key=SECRET"
+        async with ChainReader.from_url(url, timeout=2) as reader:
             await reader.get_balance(Account.create().address)
 
     with pytest.raises(ChainUnavailable, match=re.escape("127.0.0.1:9")) as caught:
         asyncio.run(run())
     assert caught.value.retryable
+    assert "SECRET" not in str(caught.value)
+    assert "pw" not in str(caught.value)
 
 
 def test_the_reader_reports_the_chain_id(settings: Settings) -> None:
