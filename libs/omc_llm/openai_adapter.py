@@ -1,7 +1,8 @@
 """OpenAI, or any OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama), as a LanguageModel.
 
-    OpenAIModel(base_url=None, api_key=None, provider_name="openai", prices={}, timeout=60.0,
-                max_retries=3, stream=False)
+    OpenAIModel(base_url=None, api_key=None, provider_name="openai", prices=None, timeout=60.0,
+                max_retries=3, *, stream=False, backoff_base=0.5, backoff_max=20.0)
+    parse_prices('{"gpt-4o": ["0.0025", "0.01"]}') -> {"gpt-4o": (Decimal, Decimal)}
 
 One `complete` = one chat completion with tool calling, plain or streamed (streamed deltas,
 tool call fragments included, are accumulated into one output). Each attempt is bounded by
@@ -11,7 +12,8 @@ connection failures, honouring Retry-After / retry-after-ms (capped at backoff_m
 failures are not retried. The openai client's own retries are off so that attempts are counted
 here. Cost = prompt_tokens/1000 · input price + completion_tokens/1000 · output price, from
 `prices[model] = (input_per_1k, output_per_1k)` (Decimal US dollars), looked up by the model
-the endpoint reported, then by the model asked; a model without a price costs 0 (self-hosted).
+the endpoint reported, then by the model asked; a model without a price costs 0 (self-hosted),
+and so does a streamed answer from an endpoint that sends no usage (tokens are then 0 too).
 Tool call arguments are re-serialized as canonical JSON when they parse (kept as sent when they
 do not: `tools.validate_call` refuses them later with a precise message).
 
@@ -34,6 +36,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
+from omc_errors import ConfigError
 from omc_llm.canonical import canonical_json, sha256_hex
 from omc_llm.model import InferenceError, InferenceInput, InferenceOutput, ToolCallOut
 
@@ -42,6 +45,7 @@ RESERVED_PARAMETERS = frozenset({"model", "messages", "tools", "stream", "stream
                                  "timeout", "extra_headers", "extra_query", "extra_body"})
 _USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _URL = re.compile(r"https?://\S+")
+_PRICE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 Prices = Mapping[str, tuple[Decimal, Decimal]]
 
 
@@ -57,9 +61,9 @@ class _Retry(Exception):
 class OpenAIModel:
     """Chat completions with tool calling through the openai package."""
 
-    def __init__(self, *, base_url: str | None = None, api_key: str | None = None,
+    def __init__(self, base_url: str | None = None, api_key: str | None = None,
                  provider_name: str = "openai", prices: Prices | None = None,
-                 timeout: float = 60.0, max_retries: int = 3, stream: bool = False,
+                 timeout: float = 60.0, max_retries: int = 3, *, stream: bool = False,
                  backoff_base: float = 0.5, backoff_max: float = 20.0,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if timeout <= 0 or max_retries < 0 or backoff_base < 0 or backoff_max < 0:
@@ -199,6 +203,29 @@ class OpenAIModel:
         message = f"{self.name} model {request.model}: {detail}"
         return InferenceError(redact(message, self._secret), error_type=kind,
                               retryable=retryable)
+
+
+def parse_prices(text: str) -> dict[str, tuple[Decimal, Decimal]]:
+    """A price table from settings text: a JSON object model -> [input_per_1k, output_per_1k],
+    prices as decimal strings in US dollars (numbers are refused: money is never a float)."""
+    try:
+        table = json.loads(text or "{}", parse_float=_refuse, parse_int=_refuse)
+    except ValueError:
+        raise ConfigError(["LLM prices: not a JSON object of model -> [\"input_per_1k\", "
+                           "\"output_per_1k\"] with prices as decimal strings"]) from None
+    if not isinstance(table, dict):
+        raise ConfigError(["LLM prices: not a JSON object"])
+    prices, problems = {}, []
+    for model, pair in table.items():
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(p, str) and _PRICE.fullmatch(p) for p in pair)):
+            problems.append(f"LLM prices: {model}: give [\"input_per_1k\", \"output_per_1k\"] "
+                            f"as non-negative decimal strings")
+            continue
+        prices[model] = (Decimal(pair[0]), Decimal(pair[1]))
+    if problems:
+        raise ConfigError(problems)
+    return prices
 
 
 def _tool_calls(calls: list[tuple[str | None, str, str]],

@@ -61,7 +61,7 @@ class RenderedPrompt:
                  tools: list[dict[str, Any]] | None = None) -> InferenceInput:
         """The request for `model` with these messages."""
         return InferenceInput(model=model, parameters=dict(parameters or {}),
-                              messages=self.messages, tools=list(tools or []))
+                              messages=list(self.messages), tools=list(tools or []))
 
 
 def parse_template(name: str, text: str) -> Template:
