@@ -96,3 +96,10 @@ def test_unknown_or_badly_named_templates() -> None:
         render("task-planner@999", "hi")
     with pytest.raises(PromptError, match="not name@version"):
         render("../../etc/passwd", "hi")
+
+
+def test_a_released_template_never_changes() -> None:
+    """task-planner@1 is recorded in events: change its text only as a new @version."""
+    rendered = render("task-planner@1", "what is the balance of 0x" + "ab" * 20)
+    assert rendered.prompt_hash == (
+        "0x233ff31b310751ff60ed06e77f85dcceabfb7d130442ec4880ec107310310530")
