@@ -1,16 +1,20 @@
 """OpenAI, or any OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama), as a LanguageModel.
 
     OpenAIModel(base_url=None, api_key=None, provider_name="openai", prices=None, timeout=60.0,
-                max_retries=3, *, stream=False, backoff_base=0.5, backoff_max=20.0)
+                max_retries=3, *, stream=False, backoff_base=0.5, backoff_max=20.0,
+                stream_usage=True)
     parse_prices('{"gpt-4o": ["0.0025", "0.01"]}') -> {"gpt-4o": (Decimal, Decimal)}
 
 One `complete` = one chat completion with tool calling, plain or streamed (streamed deltas,
-tool call fragments included, are accumulated into one output). Each attempt is bounded by
-`timeout` seconds (the whole attempt, streaming included). Retried with exponential backoff
-(backoff_base · 2^(n-1), capped at backoff_max, no jitter) on 408/409/429/5xx, timeouts and
-connection failures, honouring Retry-After / retry-after-ms (capped at backoff_max); other
-failures are not retried. The openai client's own retries are off so that attempts are counted
-here. Cost = prompt_tokens/1000 · input price + completion_tokens/1000 · output price, from
+tool call fragments included, are accumulated into one output; usage is asked for with
+stream_options.include_usage unless stream_usage=False, for endpoints that refuse it).
+Each attempt is bounded by `timeout` seconds (the whole attempt, streaming included).
+Retried with exponential backoff (backoff_base · 2^(n-1), capped at backoff_max, no jitter)
+on 408/409/429/5xx, timeouts and connection failures, honouring Retry-After / retry-after-ms
+(capped at backoff_max); other failures are not retried. The openai client's own retries are
+off so that attempts are counted here.
+
+Cost = prompt_tokens/1000 · input price + completion_tokens/1000 · output price, from
 `prices[model] = (input_per_1k, output_per_1k)` (Decimal US dollars), looked up by the model
 the endpoint reported, then by the model asked; a model without a price costs 0 (self-hosted),
 and so does a streamed answer from an endpoint that sends no usage (tokens are then 0 too).
@@ -65,6 +69,7 @@ class OpenAIModel:
                  provider_name: str = "openai", prices: Prices | None = None,
                  timeout: float = 60.0, max_retries: int = 3, *, stream: bool = False,
                  backoff_base: float = 0.5, backoff_max: float = 20.0,
+                 stream_usage: bool = True,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if timeout <= 0 or max_retries < 0 or backoff_base < 0 or backoff_max < 0:
             raise ValueError("timeout must be positive; retries and backoff not negative")
@@ -74,6 +79,7 @@ class OpenAIModel:
         self._timeout = timeout
         self._max_retries = max_retries
         self._stream = stream
+        self._stream_options = {"stream_options": {"include_usage": True}} if stream_usage else {}
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._sleep = sleep
@@ -147,7 +153,7 @@ class OpenAIModel:
 
     async def _streamed(self, request: InferenceInput) -> InferenceOutput:
         stream = await self._client.chat.completions.create(
-            **self._arguments(request), stream=True, stream_options={"include_usage": True})
+            **self._arguments(request), stream=True, **self._stream_options)
         model, finish, text = "", None, []
         fragments: dict[int, list[Any]] = {}
         prompt_tokens = completion_tokens = 0
