@@ -272,3 +272,35 @@ def test_an_unreachable_endpoint() -> None:
         "unreachable", True, 2)
     assert "pw" not in str(caught.value)
     assert str(port) not in str(caught.value)
+
+
+def test_a_signed_record_of_an_endpoint_answer_verifies(endpoint) -> None:
+    from datetime import UTC, datetime
+
+    from omc_events.records import EventMeta, InferenceCompleted
+    from omc_llm.attest import Attestor, verify_inference
+    from omc_llm.runner import infer
+
+    _, base_url = endpoint
+
+    async def go():
+        adapter = OpenAIModel(base_url, SECRET, "selfhosted", PRICES, 5.0, 0, stream=True)
+        try:
+            return await infer(adapter, InferenceInput(model="tool", messages=MESSAGES,
+                                                       tools=tool_schemas()),
+                               Attestor("0x" + "6a" * 32), "7d1c0b4e-7c55-5a53-9a43-2e9f0d3b1c01")
+        finally:
+            await adapter.aclose()
+
+    record = asyncio.run(go())
+    meta = EventMeta(event_id="7d1c0b4e-7c55-5a53-9a43-2e9f0d3b1c02",
+                     event_type="omc.task.InferenceCompleted", schema_version=1,
+                     aggregate_type="task", aggregate_id="t", sequence=3,
+                     occurred_at=datetime(2026, 11, 25, tzinfo=UTC), tenant="t",
+                     actor="svc:agent-runtime", correlation_id="c", prev_hash="0" * 64,
+                     hash="0" * 64)
+    event = InferenceCompleted(meta=meta, task_id="t", **record.fields())
+    event.to_avro()
+    assert (event.provider, event.model, event.cost_usd) == ("selfhosted", "tool-2026", "0.006")
+    assert [c.name for c in event.tool_calls] == ["get_balance", "erc20_balance"]
+    assert verify_inference(event)
