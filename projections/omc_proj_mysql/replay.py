@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import multiprocessing
+import os
 import queue
 import re
 import threading
@@ -243,13 +246,22 @@ def drop_database(settings: Settings, name: str) -> None:
 
 def rebuild(settings: Settings, database: str, ends: dict[Partition, int], *,
             codec: Codec | None = None, batch_size: int = 5000,
-            progress: Callable[[str], None] = log.info) -> int:
+            progress: Callable[[str], None] = log.info, workers: int | None = None) -> int:
     """Apply every message from offset 0 up to `ends` into `database` (migrated, empty);
-    returns the records applied. Pipelined (`_pipelined`); if MySQL refuses a row (a value
-    too long for its column), the tables are emptied and the rebuild runs again as the
-    projector does (`_projected`), skipping the refused records the same way."""
+    returns the records applied. Partitions that split by key are rebuilt by several
+    processes (`partition_groups`, `_parallel`; `workers=1`: one process), each pipelined
+    (`_pipelined`); if MySQL refuses a row (a value too long for its column), the tables are
+    emptied and the rebuild runs again as the projector does (`_projected`), skipping the
+    refused records the same way."""
     codec = codec or Codec(SchemaRegistryClient({"url": settings.schema_registry_url}))
+    groups = partition_groups(settings, ends, workers)
     try:
+        if len(groups) > 1:
+            try:
+                return _parallel(settings, database, groups, codec, batch_size, progress)
+            except Overlap as overlap:
+                progress(f"{overlap}; rebuilding again in one process")
+                empty(settings, database)
         return _pipelined(settings, database, ends, codec, batch_size, progress)
     except mysql.connector.Error as error:
         if not refused_data(error):
@@ -257,6 +269,121 @@ def rebuild(settings: Settings, database: str, ends: dict[Partition, int], *,
         progress(f"MySQL refused a row ({error}); rebuilding again record by record")
     empty(settings, database)
     return _projected(settings, database, ends, codec, batch_size, progress)
+
+
+# -- in parallel ------------------------------------------------------------------------------
+
+
+class Overlap(ReplayError):
+    """Two groups of partitions touched one row: the partitions do not split by key."""
+
+
+class _Refused(ReplayError):
+    """A worker's MySQL refused a row (the parent falls back to the projector's path)."""
+
+
+def partition_groups(settings: Settings, ends: dict[Partition, int],
+                     workers: int | None = None) -> list[dict[Partition, int]]:
+    """`ends` split into groups that can be rebuilt by separate processes: partition p of
+    every topic goes to group p % n, where n divides the partition count of every topic with
+    more than one, so the messages of one key (hashed alike in every topic: the same
+    aggregate's commands and events) fall into one group. n is at most `workers` (default:
+    the largest divisor not above max(4, CPUs)). One group when nothing divides."""
+    if workers == 1 or len(ends) < 2:
+        return [dict(ends)]
+    probe = Consumer(consumer_config(settings, f"omc.proj.mysql.replay.{uuid.uuid4().hex}"))
+    try:
+        metadata = probe.list_topics(timeout=TIMEOUT)
+        counts = {topic: len(metadata.topics[topic].partitions)
+                  for topic in {t for t, _ in ends} if topic in metadata.topics}
+    except KafkaException:
+        return [dict(ends)]
+    finally:
+        probe.close()
+    if len(counts) < len({t for t, _ in ends}):
+        return [dict(ends)]
+    shared = 0
+    for count in counts.values():
+        if count > 1:
+            shared = math.gcd(shared, count)
+    limit = workers or max(4, os.cpu_count() or 1)
+    n = max((d for d in range(1, min(shared, limit) + 1) if shared % d == 0), default=1)
+    if n < 2:
+        return [dict(ends)]
+    groups: list[dict[Partition, int]] = [{} for _ in range(n)]
+    for (topic, partition), end in ends.items():
+        groups[partition % n][(topic, partition)] = end
+    return [group for group in groups if group]
+
+
+def _parallel(settings: Settings, database: str, groups: list[dict[Partition, int]],
+              codec: Codec, batch_size: int, progress: Callable[[str], None]) -> int:
+    """Each group rebuilt by its own process (`_pipelined`, so decoding and folding use
+    every core), into the same database; the rows each group read or wrote must be its own
+    (checked afterwards: `Overlap` if not, and the caller starts again in one process)."""
+    connection = connect(settings, database)
+    try:
+        if _offsets(connection, database):
+            raise ReplayError(f"{database} is not empty: a rebuild starts from nothing")
+    finally:
+        connection.close()
+    progress(f"rebuilding in {len(groups)} processes, partitions split by number "
+             f"modulo {len(groups)}")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=_group_worker, name=f"omc-replay-{n}", daemon=True,
+                                 args=(n, settings, database, group, codec.catalogue,
+                                       batch_size, results))
+                 for n, group in enumerate(groups)]
+    for process in processes:
+        process.start()
+    records, owners, outcomes = 0, {}, 0
+    try:
+        while outcomes < len(processes):
+            try:
+                n, kind, value = results.get(timeout=5)
+            except queue.Empty:
+                dead = [p for p in processes if p.exitcode not in (None, 0)]
+                if dead:
+                    raise ReplayError(f"replay process {dead[0].name} died (exit code "
+                                      f"{dead[0].exitcode})") from None
+                continue
+            outcomes += 1
+            if kind == "refused":
+                raise _Refused(value)
+            if kind == "error":
+                raise ReplayError(f"replay process {n}: {value}")
+            applied, touched = value
+            records += applied
+            for key in touched:
+                other = owners.setdefault(key, n)
+                if other != n:
+                    raise Overlap(f"row {key[1]} of {key[0]} belongs to two partition groups")
+    except _Refused as refused:
+        raise mysql.connector.errors.DataError(str(refused)) from None
+    finally:
+        for process in processes:
+            process.join(timeout=0 if outcomes < len(processes) else 30)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=10)
+    return records
+
+
+def _group_worker(n: int, settings: Settings, database: str, ends: dict[Partition, int],
+                  catalogue, batch_size: int, results) -> None:
+    """One group's rebuild, in its own process; reports (records, rows touched) or why not."""
+    try:
+        codec = Codec(SchemaRegistryClient({"url": settings.schema_registry_url}),
+                      catalogue=catalogue)
+        touched: set = set()
+        applied = _pipelined(settings, database, ends, codec, batch_size, log.info,
+                             touched=touched, fresh=False)
+        results.put((n, "done", (applied, touched)))
+    except mysql.connector.Error as error:
+        results.put((n, "refused" if refused_data(error) else "error", f"MySQL: {error}"))
+    except BaseException as error:  # reported to the parent, which raises it
+        results.put((n, "error", f"{type(error).__name__}: {error}"))
 
 
 def empty(settings: Settings, database: str) -> None:
@@ -296,19 +423,22 @@ def _projected(settings: Settings, database: str, ends: dict[Partition, int], co
 
 
 def _pipelined(settings: Settings, database: str, ends: dict[Partition, int], codec: Codec,
-               batch_size: int, progress: Callable[[str], None]) -> int:
+               batch_size: int, progress: Callable[[str], None], *,
+               touched: set | None = None, fresh: bool = True) -> int:
     """The same `apply` functions as the projector, in a pipeline of three threads so that
     Python and MySQL work at the same time: a reader polls and decodes, this thread folds
     each batch into rows, a writer upserts them and the batch's offsets in one transaction.
     Since the database starts empty and only this rebuild writes it, the rows a batch needs
-    are taken from memory (the rows folded so far) instead of being loaded.
+    are taken from memory (the rows folded so far) instead of being loaded. `touched`
+    collects (table name, key) of every folded or merged row read or written; `fresh=False`
+    skips the check that the database is empty (other groups write it at the same time).
     """
     consumer = Consumer(consumer_config(settings, f"omc.proj.mysql.replay.{uuid.uuid4().hex}",
                                         **{"fetch.max.bytes": 64 * 1024 * 1024}))
     projector = Projector(lambda: connect(settings, database), consumer, codec,
                           dead_letters=None, metrics=Metrics(), batch_size=batch_size)
     projector.limits = dict(ends)
-    if projector.offsets():
+    if fresh and projector.offsets():
         projector.close()
         raise ReplayError(f"{database} is not empty: a rebuild starts from nothing")
     read: queue.Queue[list[Item] | BaseException] = queue.Queue(maxsize=2)
@@ -330,6 +460,8 @@ def _pipelined(settings: Settings, database: str, ends: dict[Partition, int], co
         connection = connect(settings, database)
         try:
             cursor = connection.cursor()
+            # several groups' writers share the tables: no gap locks between their batches
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             literal = Literals.of(cursor)
             while (work := folded.get()) is not None:
                 pending, offsets = work
@@ -366,7 +498,7 @@ def _pipelined(settings: Settings, database: str, ends: dict[Partition, int], co
             if isinstance(items, BaseException):
                 raise items
             last_progress = time.monotonic()
-            pending, offsets, applied = _fold(items, rows, positions)
+            pending, offsets, applied = _fold(items, rows, positions, touched)
             records += applied
             while not stop.is_set():
                 with contextlib.suppress(queue.Full):
@@ -389,10 +521,11 @@ def _pipelined(settings: Settings, database: str, ends: dict[Partition, int], co
     return records
 
 
-def _fold(items: list[Item], rows: dict[Table, dict], positions: dict[Partition, int]
-          ) -> tuple[dict, dict, int]:
+def _fold(items: list[Item], rows: dict[Table, dict], positions: dict[Partition, int],
+          touched: set | None = None) -> tuple[dict, dict, int]:
     """One batch folded as the projector folds it, the rows it needs taken from `rows` (all
-    rows folded so far), which it then updates; returns (rows to write, offsets, records)."""
+    rows folded so far), which it then updates; returns (rows to write, offsets, records).
+    `touched` (if given) gets (table name, key) of every row read, folded or merged."""
     view, offsets, applied = View(), {}, 0
     for item in items:
         key = (item.at.topic, item.at.partition)
@@ -404,6 +537,8 @@ def _fold(items: list[Item], rows: dict[Table, dict], positions: dict[Partition,
         if handler is None:
             continue
         for table, row_key in handler.loads(record):
+            if touched is not None:
+                touched.add((table.name, row_key))
             known = rows[table].get(row_key)
             if known is not None:
                 view.loaded[table][row_key] = known
@@ -412,6 +547,8 @@ def _fold(items: list[Item], rows: dict[Table, dict], positions: dict[Partition,
     for table, changed in view.pending.items():
         if table in rows:
             rows[table].update(changed)
+        if touched is not None and table.mode is not Mode.INSERT:
+            touched.update((table.name, key) for key in changed)
     return dict(view.pending), offsets, applied
 
 

@@ -210,3 +210,41 @@ def test_omc_db_migrate_and_omc_replay_mysql_from_the_shell(settings, log) -> No
     assert name.startswith("omc_asof_")
     assert bad.returncode == 1
     assert "neither an RFC 3339 time" in bad.stderr
+
+
+def test_partitions_that_split_by_key_are_rebuilt_by_several_processes_equal_to_live(
+        settings, fresh_topic) -> None:
+    log = Log.fresh(settings, fresh_topic, partitions={"commands": 2, "task": 2, "agent": 2,
+                                                      "tx": 2})
+    said: list[str] = []
+    with fresh_database(settings) as database:
+        live(log, database, History("groups").world(24))
+        ends = {key: high for key, high in log.watermarks().items()}
+
+        groups = replay.partition_groups(settings, ends)
+        report = replay.replay(settings, database=database, topics=log.names, swap=False,
+                               codec=log.codec, progress=said.append)
+
+    assert [sorted(p for _, p in group) for group in groups] == [[0] * 5, [1] * 4]
+    assert any("2 processes" in line for line in said), said
+    assert not any("one process" in line for line in said), said
+    assert report.differences == []
+    assert report.rebuilt["task_events"].rows > 100
+
+
+def test_groups_that_share_a_row_are_refused_and_the_rebuild_starts_again_in_one(
+        settings, fresh_topic) -> None:
+    log = Log.fresh(settings, fresh_topic, partitions={"commands": 1, "task": 1, "agent": 1,
+                                                      "tx": 1})
+    with fresh_database(settings) as database, fresh_database(settings) as target:
+        live(log, database, History("overlap").world(6))
+        ends = {key: high for key, high in log.watermarks().items()}
+        commands = {key: end for key, end in ends.items() if key[0] == log.topics["commands"]}
+        others = {key: end for key, end in ends.items() if key not in commands}
+
+        with pytest.raises(replay.Overlap):  # a task's command and events split apart
+            replay._parallel(settings, target, [commands, others], log.codec, 500, print)
+        replay.empty(settings, target)
+        replay.rebuild(settings, target, ends, codec=log.codec)
+
+        assert dump(settings, target) == dump(settings, database)
