@@ -1,0 +1,91 @@
+"""Writing the runtime's records: the envelope filled in, the chain sealed, Kafka's ack awaited.
+
+    append(...)   events of one aggregate (a task, an agent), chained after its head
+    request(...)  a self-hashed request (TxRequested, ReserveBudget, ReleaseBudget)
+
+Ids are derived from the causing message and the position among what it caused, so
+reprocessing after a crash writes the same ids. `append` returns only once Kafka has
+acknowledged every record (acks=all, idempotent producer); only then may the caller act on
+them or commit its input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from omc_domain.draft import is_draft
+from omc_events.chain import seal, seal_command
+from omc_events.envelope import ChainHead, derived_id
+from omc_events.record import Record
+from omc_events.records import EventMeta
+from omc_kafka.producer import EventProducer
+
+ACTOR = "svc:agent-runtime"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cause:
+    """Where new records come from: the message that caused them and its context."""
+
+    event_id: str
+    tenant: str
+    correlation_id: str
+    traceparent: str | None = None
+    actor: str = ACTOR
+
+
+class Writer:
+    """Seals and produces records; one write at a time (the producer's acks are shared)."""
+
+    def __init__(self, producer: EventProducer, clock: Callable[[], datetime] = _now) -> None:
+        self.producer = producer
+        self.clock = clock
+        self._lock = asyncio.Lock()
+
+    def _meta(self, record: Record, cause: Cause, position: int, aggregate_type: str,
+              aggregate_id: str) -> EventMeta:
+        return EventMeta(
+            event_id=derived_id(cause.event_id, position), event_type=record.SCHEMA,
+            schema_version=1, aggregate_type=aggregate_type, aggregate_id=aggregate_id,
+            sequence=0, occurred_at=self.clock(), tenant=cause.tenant, actor=cause.actor,
+            correlation_id=cause.correlation_id, causation_id=cause.event_id,
+            traceparent=cause.traceparent, prev_hash="", hash="")
+
+    async def append(self, topic: str, records: Sequence[Record], head: ChainHead, cause: Cause,
+                     aggregate_type: str, aggregate_id: str) -> list[Record]:
+        """`records` (meta=DRAFT) sealed after `head` and acknowledged by Kafka."""
+        sealed = []
+        schemas = self.producer.codec.schemas
+        for position, record in enumerate(records):
+            assert is_draft(record), f"{record.SCHEMA} already has an envelope"
+            filled = dataclasses.replace(record, meta=self._meta(
+                record, cause, position, aggregate_type, aggregate_id))
+            record, head = seal(schemas, filled, head)
+            sealed.append(record)
+        await self._send(topic, sealed, aggregate_id)
+        return sealed
+
+    async def request(self, topic: str, record: Record, cause: Cause, position: int,
+                      aggregate_type: str, aggregate_id: str, key: str) -> Record:
+        """A self-hashed request (sequence 0), acknowledged by Kafka."""
+        filled = dataclasses.replace(record, meta=self._meta(
+            record, cause, position, aggregate_type, aggregate_id))
+        sealed = seal_command(self.producer.codec.schemas, filled)
+        await self._send(topic, [sealed], key)
+        return sealed
+
+    async def _send(self, topic: str, records: list[Record], key: str) -> None:
+        def send_all() -> None:
+            for record in records:
+                self.producer.send(topic, record, key=key)
+            self.producer.flush()
+
+        async with self._lock:
+            await asyncio.to_thread(send_all)
