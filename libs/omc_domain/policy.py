@@ -15,7 +15,9 @@ detail with the values compared), in this fixed order:
                         ERC20_APPROVE: value 0 and calldata that decodes as transfer / approve;
                         CONTRACT_WRITE: a selector, and if it is transfer / approve /
                         transferFrom, value 0 and calldata that decodes as that call
-    contract_allowed    `to` is in allowed_contracts (every kind but NATIVE_TRANSFER)
+    contract_allowed    `to` is in allowed_contracts (every kind but NATIVE_TRANSFER); a
+                        native balance read (CONTRACT_READ with data "0x") may also name an
+                        account of allowed_recipients
     selector_allowed    writes: the selector is in allowed_selectors
     side_door           writes: a selector of SIDE_DOORS only if that exact selector is listed
     recipient_allowed   the native recipient, ERC-20 recipient or approve spender is in
@@ -303,6 +305,12 @@ class _Checks:
     def contract_allowed(self) -> RuleResult:
         if self.call.kind == ActionKind.NATIVE_TRANSFER:
             return _result("contract_allowed", True, "native transfer: no contract")
+        if self.call.kind == ActionKind.CONTRACT_READ and self.action.data == "0x":
+            listed = self.to in (_lowered(self.policy.allowed_contracts)
+                                 | _lowered(self.policy.allowed_recipients))
+            return _result("contract_allowed", listed,
+                           f"balance of {self.call.to} {'in' if listed else 'not in'} "
+                           "allowed_contracts or allowed_recipients")
         listed = self.to in _lowered(self.policy.allowed_contracts)
         return _result("contract_allowed", listed,
                        f"contract {self.call.to} {'in' if listed else 'not in'} "

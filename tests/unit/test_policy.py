@@ -472,7 +472,9 @@ def _violations(p: Policy, a: Action, f: PolicyFacts) -> list[str]:
         found.append("unknown kind")
     if a.chain_id not in p.allowed_chain_ids or a.chain_id != f.task_chain_id:
         found.append("chain")
-    if a.kind != ActionKind.NATIVE_TRANSFER and a.to.lower() not in low:
+    balance_read = a.kind == ActionKind.CONTRACT_READ and a.data == "0x"
+    readable = low | {x.lower() for x in p.allowed_recipients} if balance_read else low
+    if a.kind != ActionKind.NATIVE_TRANSFER and a.to.lower() not in readable:
         found.append("contract")
     if a.to.lower() in {x.lower() for x in p.deny_addresses}:
         found.append("denied to")
@@ -530,3 +532,11 @@ def test_never_allow_when_a_constraint_is_violated() -> None:
         assert (j.verdict == Verdict.DENY) == bool(failed(j))
     assert verdicts[Verdict.ALLOW] >= 20, verdicts  # the property is not vacuous
     assert verdicts[Verdict.NEEDS_APPROVAL] >= 5, verdicts
+
+
+def test_a_balance_read_may_name_an_allowed_recipient_but_no_other_account():
+    read = action(ActionKind.CONTRACT_READ, to=BOB, data="0x",
+                  function_signature="eth_getBalance(address)(uint256)")
+    assert evaluate(make_policy(), read, facts()).verdict == Verdict.ALLOW
+    stranger = dataclasses.replace(read, to=EVE)
+    assert evaluate(make_policy(), stranger, facts()).verdict == Verdict.DENY
