@@ -332,7 +332,8 @@ BALANCE_READ = "eth_getBalance(address)(uint256)"
 
 def runtime_action(action_id: str, chain_id: int, tool: str, arguments: dict[str, Any],
                    call_id: str | None) -> Action:
-    """The Action a validated tool call asks for (get_balance is an account read)."""
+    """The Action a validated tool call asks for (get_balance is an account read; the tool
+    catalogue's `abi` is the action builder's `signature`)."""
     if tool == "get_balance":
         address = build_action(action_id, chain_id, "transfer_native",
                                {"to": arguments["address"], "value_wei": "0"}, call_id).to
@@ -340,6 +341,9 @@ def runtime_action(action_id: str, chain_id: int, tool: str, arguments: dict[str
                       to=address, value_wei="0", data="0x", function_signature=BALANCE_READ,
                       arguments_json=canonical_json({"address": address}),
                       tool_call_id=call_id)
+    if "abi" in arguments:
+        arguments = {("signature" if name == "abi" else name): value
+                     for name, value in arguments.items()}
     return build_action(action_id, chain_id, tool, arguments, call_id)
 
 
