@@ -18,8 +18,9 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import faust
 from confluent_kafka import KafkaException, Producer
@@ -95,6 +96,46 @@ class _Message:
     def timestamp(self): return (1, int((self._m.timestamp or 0) * 1000))
 
 
+def command_agent(codec: Codec, runtime: Runtime, dead_letters: DeadLetters,
+                  ready: asyncio.Event) -> Callable[[Any], Awaitable[None]]:
+    """The body of the faust agent on omc.commands.v1: waits for `ready` (the views are
+    current), decodes each message and hands it to `runtime.on_command`. A message that does
+    not decode is dead-lettered and the stream goes on."""
+
+    async def on_commands(stream) -> None:
+        await ready.wait()
+        async for event in stream.events():
+            try:
+                record = codec.decode(event.value)
+            except CodecError as poison:
+                await asyncio.to_thread(dead_letters.send, _Message(event.message), poison)
+                continue
+            await handle(record, event.message)
+
+    async def handle(record, message) -> None:
+        """Answer one command. Infrastructure errors are retried with backoff, then the
+        process exits non-zero (its supervisor restarts it; the offset stays uncommitted).
+        Any other error is a bug this message triggers: it is dead-lettered, the stream goes
+        on."""
+        for attempt in range(1, INFRA_ATTEMPTS + 1):
+            try:
+                await runtime.on_command(record, message.partition)
+                return
+            except INFRASTRUCTURE as error:
+                log.warning("command %s: %s (attempt %d of %d)", record.meta.event_id, error,
+                            attempt, INFRA_ATTEMPTS)
+                await asyncio.sleep(min(2 ** attempt, 30))
+            except Exception as error:
+                log.exception("command %s cannot be handled; dead-lettered",
+                              record.meta.event_id)
+                await asyncio.to_thread(dead_letters.send, _Message(message), error)
+                return
+        log.critical("giving up on the infrastructure; exiting for the supervisor to restart")
+        os._exit(70)
+
+    return on_commands
+
+
 def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
                attestor: Attestor | None = None,
                on_runtime: Callable[[Runtime], None] | None = None) -> faust.App:
@@ -145,37 +186,7 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
         ready.set()
         runtime.active = True
 
-    @app.agent(commands)
-    async def on_commands(stream) -> None:
-        await ready.wait()
-        async for event in stream.events():
-            try:
-                record = codec.decode(event.value)
-            except CodecError as poison:
-                await asyncio.to_thread(dead_letters.send, _Message(event.message), poison)
-                continue
-            await handle(record, event.message)
-
-    async def handle(record, message) -> None:
-        """Answer one command. Infrastructure errors are retried with backoff, then the
-        process exits non-zero (its supervisor restarts it; the offset stays uncommitted).
-        Any other error is a bug this message triggers: it is dead-lettered, the stream goes
-        on."""
-        for attempt in range(1, INFRA_ATTEMPTS + 1):
-            try:
-                await runtime.on_command(record, message.partition)
-                return
-            except INFRASTRUCTURE as error:
-                log.warning("command %s: %s (attempt %d of %d)", record.meta.event_id, error,
-                            attempt, INFRA_ATTEMPTS)
-                await asyncio.sleep(min(2 ** attempt, 30))
-            except Exception as error:
-                log.exception("command %s cannot be handled; dead-lettered",
-                              record.meta.event_id)
-                await asyncio.to_thread(dead_letters.send, _Message(message), error)
-                return
-        log.critical("giving up on the infrastructure; exiting for the supervisor to restart")
-        os._exit(70)
+    app.agent(commands)(command_agent(codec, runtime, dead_letters, ready))
 
     @app.timer(interval=1.0)
     async def tick() -> None:
