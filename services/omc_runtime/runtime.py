@@ -269,7 +269,7 @@ class Runtime:
                 step=step.step, model=agent.model,
                 parameters_json=agent.parameters_json or "{}",
                 prompt_template=rendered.template, prompt_hash=rendered.prompt_hash,
-                prompt=rendered.prompt_json, tools=list(TOOL_NAMES))
+                prompt=rendered.prompt_json, tools=TOOL_NAMES)
             await self._append_task(state.task_id, [requested], _after(state))
             state = self.tasks.get(state.task_id)
         request = InferenceInput(model=requested.model,
@@ -285,8 +285,8 @@ class Runtime:
                 error_message=str(error), attempts=error.attempts,
                 retryable=error.retryable)], _after(state))
             return
-        calls = [ToolCall(call_id=c.call_id, name=c.name, arguments_json=c.arguments_json)
-                 for c in output.tool_calls]
+        calls = tuple(ToolCall(call_id=c.call_id, name=c.name,
+                               arguments_json=c.arguments_json) for c in output.tool_calls)
         digest = inference_digest(requested.inference_id, output.model,
                                   requested.parameters_json, requested.prompt_hash,
                                   output.response_text, output.tool_calls)
