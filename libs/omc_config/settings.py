@@ -39,6 +39,7 @@ class StackSettings:
     gateway_port: int
     proj_mysql_metrics_port: int
     proj_redis_metrics_port: int
+    runtime_metrics_port: int
     chain_id: int
     block_time: float
     kafka_heap: str
@@ -100,6 +101,7 @@ class _Reader:
             gateway_port=self.port("OMC_GATEWAY_PORT", 18080),
             proj_mysql_metrics_port=self.port("OMC_PROJ_MYSQL_METRICS_PORT", 18091),
             proj_redis_metrics_port=self.port("OMC_PROJ_REDIS_METRICS_PORT", 18092),
+            runtime_metrics_port=self.port("OMC_RUNTIME_METRICS_PORT", 18093),
             chain_id=self.number("OMC_CHAIN_ID", 31337, int, minimum=1),
             block_time=self.number("OMC_BLOCK_TIME", 0.0, float, minimum=0),
             kafka_heap=self.heap("OMC_KAFKA_HEAP", "768m"),
@@ -206,6 +208,7 @@ class _Reader:
             "OMC_GATEWAY_PORT": stack.gateway_port,
             "OMC_PROJ_MYSQL_METRICS_PORT": stack.proj_mysql_metrics_port,
             "OMC_PROJ_REDIS_METRICS_PORT": stack.proj_redis_metrics_port,
+            "OMC_RUNTIME_METRICS_PORT": stack.runtime_metrics_port,
         }
         seen: dict[int, str] = {}
         for name, port in names.items():

@@ -1,9 +1,10 @@
 """The demo `omc up` ends with: a real round trip through the running system.
 
 An API key for the tenant `demo` (kept in .stack/demo/api-key, mode 600, never printed),
-an agent registered and a task submitted over HTTP through the SDK; the gateway writes the
-commands to Kafka, the projectors apply them to MySQL and Redis, and the task is read back
-over HTTP with the projection's position. Nothing here is simulated.
+an agent registered and an instruction submitted over HTTP through the SDK; the gateway
+writes the commands to Kafka, the agent runtime plans with the offline planner, the policy
+engine judges the action, the chain is read, and the outcome and the task's hash-chained
+audit trail are read back over HTTP from the MySQL projection. Nothing here is simulated.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from omc_config import Settings
 from omc_gateway import apikeys
 from omc_sdk import Client
 from omc_sdk.errors import NotFound
+from omc_sdk.models import Task
 from omc_store.mysql import connect
 
 TENANT = "demo"
@@ -51,8 +53,9 @@ def demo_key(settings: Settings) -> str:
     return token
 
 
-def run(settings: Settings, echo: Callable[[str], None], timeout: float = 30.0) -> None:
-    """Register the demo agent (idempotent), submit a task, read it back over HTTP."""
+def run(settings: Settings, echo: Callable[[str], None], timeout: float = 60.0) -> None:
+    """Register the demo agent (idempotent), submit a task, wait for its outcome, and show
+    its audit trail, all over HTTP."""
     url = f"http://127.0.0.1:{settings.stack.gateway_port}"
     with Client(url, demo_key(settings)) as client:
         client.register_agent(
@@ -66,21 +69,44 @@ def run(settings: Settings, echo: Callable[[str], None], timeout: float = 30.0) 
                     "approval_threshold_wei": str(5 * 10**16), "max_inferences_per_task": 4},
             idempotency_key="omc-up-demo-agent",
         )
-        accepted = client.submit_task(AGENT_ID, f"send 0.01 ETH to {RECIPIENT}",
-                                      chain_id=settings.chain_id)
-        echo(f"POST /v1/tasks -> 202, command {accepted.command_id} is on omc.commands.v1")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                task = client.get_task(accepted.aggregate_id)
-                break
-            except NotFound:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        instruction = f"what is the balance of {RECIPIENT}"
+        accepted = client.submit_task(AGENT_ID, instruction, chain_id=settings.chain_id)
+        echo(f"POST /v1/tasks {instruction!r} -> 202, command {accepted.command_id} is on "
+             "omc.commands.v1")
+        task = _outcome(client, accepted.aggregate_id, timeout)
+        echo(f"GET /v1/tasks/{task.task_id} -> status {task.status!r}: "
+             f"{_summary(task)}")
+        for event in client.iter_task_events(task.task_id):
+            echo(f"  {event.sequence:>2} {event.event_type:<32} hash {event.hash[:16]}...")
         as_of = client.list_tasks(limit=1).as_of
         position = ", ".join(f"{k}@{v}" for k, v in sorted(as_of.offsets.items())) if as_of else "?"
-        echo(f"GET /v1/tasks/{task.task_id} -> status {task.status!r}, read from MySQL "
-             f"as projected from the log (projection at {position})")
+        echo(f"  (read from MySQL as projected from the log; projection at {position})")
         echo(f"Your key for tenant {TENANT!r} is in {key_file(settings)}: "
              f"OMC_API_KEY=$(cat {key_file(settings)}) .venv/bin/omc tasks list")
+
+
+ENDED = frozenset({"completed", "failed", "cancelled", "rejected"})
+
+
+def _outcome(client: Client, task_id: str, timeout: float) -> Task:
+    """The task once it has ended (as projected), or RuntimeError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            task = client.get_task(task_id)
+            if task.status in ENDED:
+                return task
+        except NotFound:
+            task = None
+        if time.monotonic() > deadline:
+            status = task.status if task else "not projected yet"
+            raise RuntimeError(f"task {task_id} did not end within {timeout:g} s "
+                               f"(status: {status}); see .stack/runtime/runtime.log")
+        time.sleep(0.2)
+
+
+def _summary(task: Task) -> str:
+    found = task.result if task.status == "completed" else task.failure
+    if isinstance(found, dict):
+        return str(found.get("summary") or found.get("reason") or found)
+    return str(found)

@@ -25,6 +25,7 @@ from typing import Any
 import faust
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import start_http_server
 
 from omc_chain.errors import ChainUnavailable
 from omc_chain.reads import ChainReader
@@ -35,6 +36,7 @@ from omc_kafka.producer import DeliveryFailed, EventProducer, producer_config
 from omc_llm.attest import Attestor
 from omc_llm.model import LanguageModel
 from omc_llm.planner import LocalPlanner
+from omc_runtime import metrics
 from omc_runtime.follower import Follower
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS, Runtime
 from omc_runtime.settings import RuntimeSettings
@@ -129,6 +131,7 @@ def command_agent(codec: Codec, runtime: Runtime, dead_letters: DeadLetters,
                 log.exception("command %s cannot be handled; dead-lettered",
                               record.meta.event_id)
                 await asyncio.to_thread(dead_letters.send, _Message(message), error)
+                metrics.DEAD_LETTERS.inc()
                 return
         log.critical("giving up on the infrastructure; exiting for the supervisor to restart")
         os._exit(70)
@@ -145,7 +148,8 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
         GROUP, broker=f"kafka://{base.kafka_bootstrap}", value_serializer="raw",
         key_serializer="raw", topic_allow_declare=False, topic_disable_leader=True,
         web_enabled=False, store="memory://", consumer_auto_offset_reset="earliest",
-        producer_acks=-1, broker_commit_every=1, stream_wait_empty=False)
+        producer_acks=-1, broker_commit_every=1, stream_wait_empty=False,
+        broker_session_timeout=10.0, broker_heartbeat_interval=3.0)
     commands = app.topic(COMMANDS, key_type=bytes, value_type=bytes)
     codec = Codec(SchemaRegistryClient({"url": base.schema_registry_url}))
     producer = EventProducer(Producer(producer_config(base)), codec, SOURCE)
@@ -185,6 +189,7 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
                  len(runtime.requests.tasks), runtime.attestor.address)
         ready.set()
         runtime.active = True
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
 
     app.agent(commands)(command_agent(codec, runtime, dead_letters, ready))
 

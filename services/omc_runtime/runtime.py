@@ -46,6 +46,7 @@ from omc_events.records import (
     InferenceCompleted,
     InferenceFailed,
     InferenceRequested,
+    PolicyEvaluated,
     RegisterAgent,
     RejectAction,
     RejectionCode,
@@ -64,6 +65,7 @@ from omc_llm.attest import Attestor, inference_digest
 from omc_llm.canonical import canonical_json, decimal_text
 from omc_llm.model import InferenceError, InferenceInput, LanguageModel, ToolCallOut
 from omc_llm.tools import TOOL_NAMES, InvalidToolCall, tool_schemas, validate_call
+from omc_runtime import metrics
 from omc_runtime.follower import Follower
 from omc_runtime.views import Agents, Requests, Tasks
 from omc_runtime.writer import ACTOR, Cause, Writer
@@ -118,6 +120,7 @@ class Runtime:
 
     async def on_command(self, command: Record, partition: int) -> None:
         """Answer one command from omc.commands.v1 (read from `partition`)."""
+        metrics.COMMANDS.labels(command.SCHEMA).inc()
         if isinstance(command, TASK_COMMANDS):
             await self._task_command(command, partition)
         elif isinstance(command, AGENT_COMMANDS):
@@ -180,6 +183,9 @@ class Runtime:
         for sealed in await self.writer.append(TASK_EVENTS, records, head, cause, "task",
                                                task_id):
             self.tasks.apply(sealed, partition)
+            metrics.EVENTS.labels(sealed.SCHEMA).inc()
+            if isinstance(sealed, PolicyEvaluated):
+                metrics.VERDICTS.labels(str(sealed.verdict)).inc()
 
     # -- driving a task ------------------------------------------------------------------------
 
@@ -277,7 +283,8 @@ class Runtime:
                                  messages=json.loads(requested.prompt),
                                  tools=tool_schemas(list(requested.tools)))
         try:
-            output = await self.model.complete(request)
+            with metrics.INFERENCE.time():
+                output = await self.model.complete(request)
         except InferenceError as error:
             await self._append_task(state.task_id, [InferenceFailed(
                 meta=DRAFT, task_id=state.task_id, inference_id=requested.inference_id,
@@ -285,6 +292,9 @@ class Runtime:
                 error_message=str(error), attempts=error.attempts,
                 retryable=error.retryable)], _after(state))
             return
+        metrics.TOKENS.labels("prompt").inc(output.prompt_tokens)
+        metrics.TOKENS.labels("completion").inc(output.completion_tokens)
+        metrics.COST.inc(float(output.cost_usd))  # a metric, not money: the event has it exact
         calls = tuple(ToolCall(call_id=c.call_id, name=c.name,
                                arguments_json=c.arguments_json) for c in output.tool_calls)
         digest = inference_digest(requested.inference_id, output.model,

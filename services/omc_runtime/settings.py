@@ -13,6 +13,9 @@
     OMC_RUNTIME_WALL_SECONDS        most wall time one task may take (600)
     OMC_RUNTIME_APPROVAL_SECONDS    how long an approval waits before it counts as rejected
                                     (3600)
+    OMC_RUNTIME_METRICS_PORT        Prometheus /metrics port (18093; the stack's setting),
+                                    served once the views are current
+    OMC_RUNTIME_METRICS_HOST        interface of /metrics (127.0.0.1; 0.0.0.0 in a pod)
 
 Every invalid value is reported at once, with the project's, as a `ConfigError`.
 """
@@ -40,6 +43,8 @@ class RuntimeSettings:
     attestor_key_file: Path
     wall_seconds: int
     approval_seconds: int
+    metrics_port: int
+    metrics_host: str
 
     @classmethod
     def from_env(cls, env=None) -> RuntimeSettings:
@@ -61,6 +66,8 @@ class RuntimeSettings:
                 str(options.base.stack.dir / "runtime" / "attestor.key"))),
             wall_seconds=options.number("OMC_RUNTIME_WALL_SECONDS", 600, 1, 10**7),
             approval_seconds=options.number("OMC_RUNTIME_APPROVAL_SECONDS", 3600, 1, 10**7),
+            metrics_port=options.base.stack.runtime_metrics_port,
+            metrics_host=options.text("OMC_RUNTIME_METRICS_HOST", "127.0.0.1"),
         )
         options.check()
         return settings

@@ -11,20 +11,10 @@ is stopped at the end.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from omc_cli.contract import apply_topics
-from omc_cli.migrations import migrate_all
 from omc_config import Settings
 from omc_sdk import (
     Client,
@@ -34,106 +24,14 @@ from omc_sdk import (
     NotFound,
     Page,
     Task,
-    TransportError,
     Unauthorized,
 )
-from omc_stack import Stack
+from tests.support.system import create_key, eventually
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
-OMC = Path(sys.executable).with_name("omc")
-ALL_SCOPES = "commands:write,queries:read,audit:read,approver,admin"
 STATUSES = {"accepted", "submitted", "running", "awaiting_approval", "completed", "failed",
             "cancelled"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def eventually(get: Callable[[], T], timeout: float = 60.0) -> T:
-    """`get()` once it stops raising NotFound (a projection catching up), or its last error."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return get()
-        except NotFound:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
-
-
-@pytest.fixture(scope="session")
-def system(settings: Settings) -> Settings:
-    """The stack with the log's topics, the schema and the projections running."""
-    stack = Stack(settings, report=lambda line: print(f"[stack] {line}"))
-    stack.up()
-    apply_topics(settings)
-    migrate_all(settings)
-    stack.up(["proj-mysql", "proj-redis"])
-    return settings
-
-
-@pytest.fixture(scope="session")
-def gateway(system: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a gateway process started for this session."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gateway") / "gateway.log"
-    env = {**os.environ, "OMC_GATEWAY_PORT": str(port)}
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "omc_gateway"], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with Client(url, None, retries=0, timeout=2.0) as probe:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"the gateway exited with {process.returncode}:\n"
-                                f"{log.read_text()[-3000:]}")
-                try:
-                    if probe.readyz().ok:
-                        break
-                except TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the gateway was not ready in 60 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def create_key(tenant: str, scopes: str) -> str:
-    done = subprocess.run([str(OMC), "keys", "create", "--tenant", tenant, "--scopes", scopes,
-                           "--name", "e2e test_sdk_e2e"], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="session")
-def tenant() -> str:
-    return f"e2e-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="session")
-def api_key(gateway: str, tenant: str) -> str:
-    return create_key(tenant, ALL_SCOPES)
-
-
-@pytest.fixture
-def client(gateway: str, api_key: str) -> Iterator[Client]:
-    with Client(gateway, api_key, timeout=15.0) as client:
-        yield client
 
 
 def test_health_and_readiness(client: Client):

@@ -7,10 +7,17 @@ from omc_stack.components.kafka import Kafka
 from omc_stack.components.mariadb import MariaDB
 from omc_stack.components.redis import Redis
 from omc_stack.components.registry import Registry
-from omc_stack.components.service import Gateway, MySQLProjector, RedisProjector, Service
+from omc_stack.components.service import (
+    AgentRuntime,
+    Gateway,
+    MySQLProjector,
+    RedisProjector,
+    Service,
+)
 
 COMPONENTS: tuple[type[Component], ...] = (Kafka, Registry, MariaDB, Redis, Anvil)
-SERVICES: tuple[type[Service], ...] = (MySQLProjector, RedisProjector, Gateway)
+SERVICES: tuple[type[Service], ...] = (MySQLProjector, RedisProjector, AgentRuntime, Gateway)
 
-__all__ = ["COMPONENTS", "SERVICES", "Anvil", "Component", "Gateway", "Kafka", "MariaDB",
-           "MySQLProjector", "NotReady", "Redis", "RedisProjector", "Registry", "Service"]
+__all__ = ["COMPONENTS", "SERVICES", "AgentRuntime", "Anvil", "Component", "Gateway", "Kafka",
+           "MariaDB", "MySQLProjector", "NotReady", "Redis", "RedisProjector", "Registry",
+           "Service"]

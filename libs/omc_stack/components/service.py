@@ -62,6 +62,16 @@ class RedisProjector(Service):
     probe_path = "/metrics"
 
 
+class AgentRuntime(Service):
+    """The agent runtime (`omc_runtime`): a faust worker; the address is its metrics
+    endpoint, which answers once the runtime's views have read the log to its end."""
+
+    name = "runtime"
+    module = "omc_runtime"
+    port_setting, port_field = "OMC_RUNTIME_METRICS_PORT", "runtime_metrics_port"
+    probe_path = "/metrics"
+
+
 class Gateway(Service):
     """The HTTP API (`omc_gateway`)."""
 
