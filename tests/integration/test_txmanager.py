@@ -1,0 +1,239 @@
+"""The tx manager on the real stack: Kafka (a fresh tx topic), the registry and anvil.
+
+Each test writes TxRequested as the agent runtime does and steps the service in-process;
+what it checks is on the topic and on the chain. Tests that need blocks without mining run a
+private anvil (`--no-mining`), so the shared one keeps mining for everyone else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from omc_chain.signer import LocalKeySigner, Signers
+from omc_config import Settings
+from omc_events.chain import verify
+from omc_events.records import (
+    TxBroadcast,
+    TxFailed,
+    TxFailureCode,
+    TxReplaced,
+    TxSigned,
+)
+from omc_txmanager.manager import Limits
+from tests.support.txmanager import GWEI, PrivateAnvil, TxLog, private_anvil
+
+BOB = "0x000000000000000000000000000000000000bEEF"
+
+
+@pytest.fixture
+def txlog(stack, settings: Settings, fresh_topic) -> Iterator[TxLog]:
+    log = TxLog(settings, fresh_topic)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def anvil(stack, settings: Settings) -> Iterator[PrivateAnvil]:
+    yield from private_anvil(settings)
+
+
+@pytest.fixture
+def captured(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def signers_of(*accounts) -> Signers:
+    return Signers([LocalKeySigner(bytes(a.key)) for a in accounts])
+
+
+def assert_key_nowhere(account, txlog: TxLog, caplog: pytest.LogCaptureFixture) -> None:
+    secret = bytes(account.key).hex()
+    assert secret not in caplog.text.lower()
+    assert bytes(account.key) not in b"".join(r.value + r.key for r in txlog.read())
+    assert secret.encode() not in b"".join(r.value for r in txlog.read())
+
+
+def of(records, kind):
+    return [r for r in records if isinstance(r, kind)]
+
+
+def test_a_request_is_signed_and_recorded_before_it_is_broadcast_and_mined(
+        txlog: TxLog, funded_account, web3: Web3, captured) -> None:
+    manager = txlog.manager(signers_of(funded_account))
+    request = txlog.request(funded_account.address, BOB, 12345)
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxBroadcast))
+
+    reads = txlog.read()
+    signed_at = [r.offset for r in reads if isinstance(r.record, TxSigned)]
+    broadcast_at = [r.offset for r in reads if isinstance(r.record, TxBroadcast)]
+    assert len(signed_at) == 1
+    assert len(broadcast_at) == 1
+    assert signed_at[0] < broadcast_at[0]
+    (signed,) = of(records, TxSigned)
+    assert (signed.request_id, signed.nonce, signed.meta.sequence) == (request.request_id, 0, 1)
+    assert signed.meta.aggregate_type == "account"
+    assert signed.meta.aggregate_id == f"31337:{funded_account.address}"
+    (sent,) = of(records, TxBroadcast)
+    assert (sent.tx_hash, sent.attempt, sent.already_known) == (signed.tx_hash, 1, False)
+    assert sent.rpc_endpoint == "127.0.0.1:18545"
+    receipt = web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)
+    assert receipt["status"] == 1
+    mined = web3.eth.get_transaction(signed.tx_hash)
+    assert (mined["to"], mined["value"], mined["nonce"]) == (BOB, 12345, 0)
+    assert mined["maxFeePerGas"] <= 500 * GWEI
+    count, problems = verify(txlog.bodies())
+    assert count == 3
+    assert problems == []
+    assert_key_nowhere(funded_account, txlog, captured)
+
+
+def test_the_same_request_written_twice_is_one_transaction(txlog: TxLog, funded_account,
+                                                           web3: Web3) -> None:
+    manager = txlog.manager(signers_of(funded_account))
+    txlog.request(funded_account.address, BOB, 7, n=1)
+    txlog.request(funded_account.address, BOB, 7, n=1)
+    txlog.run_until(manager, lambda rs: of(rs, TxBroadcast))
+    txlog.request(funded_account.address, BOB, 7, n=1)  # once more, after it was handled
+    for _ in range(10):
+        manager.step()
+
+    records = txlog.records()
+    assert len(of(records, TxSigned)) == 1
+    assert len(of(records, TxBroadcast)) == 1
+    assert web3.eth.get_transaction_count(funded_account.address) == 1
+
+
+def test_a_crash_between_signing_and_broadcast_rebroadcasts_the_same_transaction(
+        txlog: TxLog, funded_account, web3: Web3) -> None:
+    class Crash(BaseException):
+        pass
+
+    def crash(*_args, **_kwargs):
+        raise Crash
+
+    first = txlog.manager(signers_of(funded_account))
+    first.broadcast = crash  # dies right after TxSigned was acknowledged
+    txlog.request(funded_account.address, BOB, 99)
+    with pytest.raises(Crash):
+        for _ in range(200):
+            first.step()
+    first.consumer.close()  # gone, nothing committed
+    (signed,) = of(txlog.records(), TxSigned)
+    assert web3.eth.get_transaction_count(funded_account.address, "pending") == 0
+
+    second = txlog.manager(signers_of(funded_account))
+    records = txlog.run_until(second, lambda rs: of(rs, TxBroadcast))
+
+    assert len(of(records, TxSigned)) == 1
+    (sent,) = of(records, TxBroadcast)
+    assert sent.tx_hash == signed.tx_hash
+    receipt = web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)
+    assert receipt["status"] == 1
+    assert web3.eth.get_transaction_count(funded_account.address) == 1
+    assert verify(txlog.bodies())[1] == []
+
+
+def test_insufficient_funds_fails_the_request_and_frees_its_nonce(
+        txlog: TxLog, web3: Web3, captured) -> None:
+    poor = Account.create()
+    web3.provider.make_request("anvil_setBalance", [poor.address, hex(10**15)])
+    manager = txlog.manager(signers_of(poor))
+    broke = txlog.request(poor.address, BOB, 10**18, gas_limit=21000)
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxFailed))
+
+    (failed,) = of(records, TxFailed)
+    assert failed.request_id == broke.request_id
+    assert failed.code == TxFailureCode.INSUFFICIENT_FUNDS
+    assert failed.nonce == 0
+    assert "insufficient funds" in failed.detail.lower()
+    assert of(records, TxBroadcast) == []
+    affordable = txlog.request(poor.address, BOB, 1)
+    records = txlog.run_until(manager, lambda rs: of(rs, TxBroadcast))
+    (signed,) = [s for s in of(records, TxSigned) if s.request_id == affordable.request_id]
+    assert signed.nonce == 0  # the failed request's nonce was never used
+    assert web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)["status"] == 1
+    assert_key_nowhere(poor, txlog, captured)
+
+
+def test_a_nonce_used_outside_the_tx_manager_is_skipped(txlog: TxLog, funded_account,
+                                                        web3: Web3) -> None:
+    outside = funded_account.sign_transaction({
+        "type": 2, "chainId": 31337, "nonce": 0, "gas": 21000, "to": BOB, "value": 1,
+        "maxFeePerGas": 100 * GWEI, "maxPriorityFeePerGas": GWEI})
+    web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(
+        outside.raw_transaction), timeout=10)
+    manager = txlog.manager(signers_of(funded_account))
+    txlog.request(funded_account.address, BOB, 5)
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxBroadcast))
+
+    (signed,) = of(records, TxSigned)
+    assert signed.nonce == 1
+    assert web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)["status"] == 1
+
+
+def test_transactions_the_node_lost_are_rebroadcast_on_restart(
+        txlog: TxLog, anvil: PrivateAnvil) -> None:
+    account = Account.create()
+    anvil.call("anvil_setBalance", account.address, hex(10**18))
+    first = txlog.manager(signers_of(account), rpc_urls=anvil.url)
+    txlog.request(account.address, BOB, 1, gas_limit=21000)
+    txlog.request(account.address, BOB, 2, gas_limit=21000)
+    txlog.run_until(first, lambda rs: len(of(rs, TxBroadcast)) == 2)
+    first.close()
+    anvil.call("anvil_dropAllTransactions")  # the node forgets both: nonces 0 and 1 are a gap
+    assert int(anvil.call("eth_getTransactionCount", account.address, "pending"), 16) == 0
+
+    second = txlog.manager(signers_of(account), rpc_urls=anvil.url)
+    records = txlog.run_until(second, lambda rs: len(of(rs, TxBroadcast)) == 4)
+    anvil.call("evm_mine")
+
+    signed = of(records, TxSigned)
+    assert [s.nonce for s in signed] == [0, 1]
+    again = of(records, TxBroadcast)[2:]
+    assert [b.tx_hash for b in again] == [s.tx_hash for s in signed]
+    assert [b.attempt for b in again] == [2, 2]
+    for s in signed:
+        receipt = anvil.call("eth_getTransactionReceipt", s.tx_hash)
+        assert receipt is not None
+        assert receipt["status"] == "0x1"
+    assert int(anvil.call("eth_getTransactionCount", account.address, "latest"), 16) == 2
+
+
+def test_a_stuck_transaction_is_replaced_with_higher_fees_and_only_one_is_mined(
+        txlog: TxLog, anvil: PrivateAnvil) -> None:
+    account = Account.create()
+    anvil.call("anvil_setBalance", account.address, hex(10**18))
+    manager = txlog.manager(signers_of(account), rpc_urls=anvil.url,
+                            limits=Limits(stuck_blocks=2, tick_seconds=0.05))
+    txlog.request(account.address, BOB, 3, gas_limit=21000, cap=1000 * GWEI)
+    records = txlog.run_until(manager, lambda rs: of(rs, TxBroadcast))
+    (original,) = of(records, TxSigned)
+    for _ in range(2):  # blocks whose base fee is above the original's max fee
+        anvil.call("anvil_setNextBlockBaseFeePerGas", hex(100 * GWEI))
+        anvil.call("evm_mine")
+    assert anvil.call("eth_getTransactionReceipt", original.tx_hash) is None
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxReplaced))
+    anvil.call("evm_mine")
+
+    (replaced,) = of(records, TxReplaced)
+    replacement = next(s for s in of(records, TxSigned) if s.tx_hash == replaced.new_tx_hash)
+    assert replacement.replaces_tx_hash == original.tx_hash == replaced.old_tx_hash
+    assert replacement.nonce == original.nonce == replaced.nonce
+    assert int(replacement.max_fee_per_gas_wei) * 10 >= int(original.max_fee_per_gas_wei) * 11
+    assert int(replacement.max_priority_fee_per_gas_wei) * 10 >= \
+        int(original.max_priority_fee_per_gas_wei) * 11
+    assert int(replacement.max_fee_per_gas_wei) <= 1000 * GWEI
+    assert anvil.call("eth_getTransactionReceipt", replacement.tx_hash)["status"] == "0x1"
+    assert anvil.call("eth_getTransactionReceipt", original.tx_hash) is None
+    assert int(anvil.call("eth_getTransactionCount", account.address, "latest"), 16) == 1
+    assert verify(txlog.bodies())[1] == []
