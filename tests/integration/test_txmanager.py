@@ -16,16 +16,20 @@ from web3 import Web3
 
 from omc_chain.signer import LocalKeySigner, Signers
 from omc_config import Settings
+from omc_domain.draft import DRAFT
 from omc_events.chain import verify
 from omc_events.records import (
+    ReplaceReason,
     TxBroadcast,
+    TxConfirmed,
     TxFailed,
     TxFailureCode,
+    TxPurpose,
     TxReplaced,
     TxSigned,
 )
 from omc_txmanager.manager import Limits
-from tests.support.txmanager import GWEI, PrivateAnvil, TxLog, private_anvil
+from tests.support.txmanager import GWEI, PrivateAnvil, TxLog, Watcher, private_anvil
 
 BOB = "0x000000000000000000000000000000000000bEEF"
 
@@ -57,6 +61,11 @@ def assert_key_nowhere(account, txlog: TxLog, caplog: pytest.LogCaptureFixture) 
     assert secret not in caplog.text.lower()
     assert bytes(account.key) not in b"".join(r.value + r.key for r in txlog.read())
     assert secret.encode() not in b"".join(r.value for r in txlog.read())
+
+
+def step_until_crash(manager) -> None:
+    for _ in range(200):
+        manager.step()
 
 
 def of(records, kind):
@@ -122,8 +131,7 @@ def test_a_crash_between_signing_and_broadcast_rebroadcasts_the_same_transaction
     first.broadcast = crash  # dies right after TxSigned was acknowledged
     txlog.request(funded_account.address, BOB, 99)
     with pytest.raises(Crash):
-        for _ in range(200):
-            first.step()
+        step_until_crash(first)
     first.consumer.close()  # gone, nothing committed
     (signed,) = of(txlog.records(), TxSigned)
     assert web3.eth.get_transaction_count(funded_account.address, "pending") == 0
@@ -237,3 +245,58 @@ def test_a_stuck_transaction_is_replaced_with_higher_fees_and_only_one_is_mined(
     assert anvil.call("eth_getTransactionReceipt", original.tx_hash) is None
     assert int(anvil.call("eth_getTransactionCount", account.address, "latest"), 16) == 1
     assert verify(txlog.bodies())[1] == []
+
+
+def test_a_cancel_replaces_the_pending_transaction_by_a_zero_value_transfer_to_self(
+        txlog: TxLog, anvil: PrivateAnvil) -> None:
+    account = Account.create()
+    key = f"31337:{account.address}"
+    anvil.call("anvil_setBalance", account.address, hex(10**18))
+    manager = txlog.manager(signers_of(account), rpc_urls=anvil.url)
+    target = txlog.request(account.address, BOB, 10**17, gas_limit=21000)
+    txlog.run_until(manager, lambda rs: of(rs, TxBroadcast))
+    cancel = txlog.request(account.address, account.address, 0, cap=1000 * GWEI,
+                           purpose=TxPurpose.CANCEL, cancels=target.request_id)
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxReplaced))
+    anvil.call("evm_mine")
+
+    original, by = of(records, TxSigned)
+    (replaced,) = of(records, TxReplaced)
+    assert (by.request_id, by.nonce, by.replaces_tx_hash) == (cancel.request_id, original.nonce,
+                                                              original.tx_hash)
+    assert (replaced.request_id, replaced.reason) == (target.request_id, ReplaceReason.CANCEL)
+    mined = anvil.call("eth_getTransactionByHash", by.tx_hash)
+    assert (mined["to"].lower(), mined["value"], mined["blockNumber"] is not None) == \
+        (account.address.lower(), "0x0", True)
+    assert anvil.call("eth_getTransactionReceipt", original.tx_hash) is None
+    receipt = anvil.call("eth_getTransactionReceipt", by.tx_hash)
+    watcher = Watcher(txlog, key)  # what the chain watcher records for the cancel
+    watcher.write(TxConfirmed(meta=DRAFT, request_id=cancel.request_id, tx_hash=by.tx_hash,
+                              block_number=int(receipt["blockNumber"], 16),
+                              block_hash=receipt["blockHash"], confirmations=1))
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxFailed))
+
+    (failed,) = of(records, TxFailed)
+    assert (failed.request_id, failed.code) == (target.request_id, TxFailureCode.NONCE_TOO_LOW)
+    assert cancel.request_id in failed.detail
+    assert verify(txlog.bodies())[1] == []
+
+
+def test_a_dead_endpoint_fails_over_to_the_next_and_events_name_hosts_only(
+        txlog: TxLog, funded_account, web3: Web3, settings: Settings, captured) -> None:
+    dead = "http://user:secret-token@127.0.0.1:9/rpc?key=secret-token"
+    manager = txlog.manager(signers_of(funded_account),
+                            rpc_urls=f"{dead},{settings.chain_rpc_url}")
+    txlog.request(funded_account.address, BOB, 1)
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxBroadcast))
+
+    (sent,) = of(records, TxBroadcast)
+    assert sent.rpc_endpoint == "127.0.0.1:18545"
+    assert manager.rpc.failovers >= 1
+    assert b"secret-token" not in b"".join(r.value for r in txlog.read())
+    assert "secret-token" not in captured.text
+    assert "127.0.0.1:9" in captured.text  # the failover was logged, by host:port
+    assert web3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=10)["status"] == 1
