@@ -14,6 +14,11 @@ PolicyEvaluated → [ApprovalRequested → ActionApproved] → read result or bu
 → ToolResultRecorded)* → exactly one of TaskCompleted, TaskFailed, TaskCancelled (or a
 CommandRejected instead of TaskSubmitted). Every accepted command is answered once: the ids
 of commands already answered are part of the state.
+
+A write is reserved only under the policy version that judged it: when the agent's policy has
+changed since its PolicyEvaluated (the agent refuses a stale ReserveBudget), the action is
+judged again (a new PolicyEvaluated, which also voids an earlier approval) before anything is
+reserved.
 """
 
 from __future__ import annotations
@@ -177,9 +182,10 @@ def _apply(state: TaskState, event: Record) -> TaskState:
         case ActionProposed():
             return replace(state, actions=(*state.actions,
                                            ActionState(event.action, event.inference_id)))
-        case PolicyEvaluated():
+        case PolicyEvaluated():  # a new judgement (a newer policy) needs a new approval
             return replace(state, actions=_update_action(state, event.action_id,
-                                                         evaluation=event))
+                                                         evaluation=event, approval=None,
+                                                         decision=None))
         case ApprovalRequested():
             return replace(state, status=Status.AWAITING_APPROVAL,
                            actions=_update_action(state, event.action_id, approval=event))
@@ -482,6 +488,8 @@ def _action_step(state: TaskState, current: ActionState, agent, world: World,
             return Emit((_failed(state, TaskFailureCode.BUDGET_EXCEEDED,
                                  f"the agent's budget does not cover action "
                                  f"{action.action_id}"),))
+        if current.evaluation.policy_version != agent.policy.version:
+            return Emit(_evaluate(state, current, agent, now, limits))  # judged again
         judged = evaluate(agent.policy, action, _facts(state, agent, now, exclude=action))
         amount = judged.token_amount if judged.token else judged.amount_wei
         return Reserve(action, judged.token, amount, agent.policy.version)

@@ -109,7 +109,7 @@ class Runtime:
         self.active = False
         """Set once the views are current: until then nothing is driven."""
         self._locks: dict[str, asyncio.Lock] = {}
-        self._asked: set[tuple[str, str]] = set()
+        self._asked: set[tuple[str, str, int | None]] = set()
         self._driving: dict[str, asyncio.Task] = {}
         self._again: set[str] = set()
 
@@ -255,8 +255,9 @@ class Runtime:
                     return
 
     async def _ask_agent(self, state: tasks.TaskState, action_id: str, command: Any) -> None:
-        """Send an internal command to the agent's single writer, once per process."""
-        asked = (command.SCHEMA, action_id)
+        """Send an internal command to the agent's single writer, once per process (and per
+        policy version: a reservation refused as stale is asked again once re-judged)."""
+        asked = (command.SCHEMA, action_id, getattr(command, "policy_version", None))
         if asked in self._asked:
             return
         cause = _after(state)

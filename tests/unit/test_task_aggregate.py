@@ -709,3 +709,42 @@ def test_commands_for_an_unknown_task_are_not_found(cls: type[Record]) -> None:
     cmd = command(cls, 3, **fields)
 
     rejected(decide(None, cmd, None, NOW), RejectionCode.NOT_FOUND, cmd)
+
+
+# -- a policy change between judgement and reservation -------------------------------------------
+
+
+def test_a_write_judged_under_an_older_policy_is_judged_again_before_any_reservation() -> None:
+    story = Story().submitted()
+    action = story.write()  # ALLOW under version 1
+    story.agent = agent_state(version=2, allowed_recipients=())
+
+    again = only(story.emit(), PolicyEvaluated)
+
+    assert (again.action_id, again.policy_version, again.verdict) == (
+        action.action_id, 2, Verdict.DENY)
+    assert "recipient_allowed" in failure(story, TaskFailureCode.POLICY_DENIED).reason
+
+
+def test_a_write_still_allowed_by_the_new_policy_is_reserved_under_its_version() -> None:
+    story = Story().submitted()
+    action = story.write()
+    story.agent = agent_state(version=2, max_value_wei=str(2 * ETHER))
+    only(story.emit(), PolicyEvaluated)
+
+    assert story.step() == Reserve(action, None, ETHER // 10, 2)
+
+
+def test_a_new_judgement_voids_an_earlier_approval() -> None:
+    story, action, approval = awaiting_approval()
+    story.answer(command(ApproveAction, 3, task_id=TASK, action_id=action.action_id,
+                         approver="key:boss", action_hash=approval.action_hash))
+    story.agent = agent_state(version=2, approval_threshold_wei=str(ETHER // 10))
+
+    evaluated, asked = story.emit()
+
+    assert isinstance(evaluated, PolicyEvaluated)
+    assert evaluated.verdict == Verdict.NEEDS_APPROVAL
+    assert isinstance(asked, ApprovalRequested)
+    assert story.state.status == Status.AWAITING_APPROVAL
+    assert story.step() == Wait("approval")
