@@ -31,6 +31,7 @@ from omc_chain.errors import ChainUnavailable
 from omc_chain.reads import ChainReader
 from omc_domain.task import Limits
 from omc_events.codec import Codec, CodecError, RegistryUnavailable
+from omc_kafka.acked import AsyncProducer
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import DeliveryFailed, EventProducer, producer_config
 from omc_llm.attest import Attestor
@@ -45,6 +46,7 @@ from omc_runtime.writer import Writer
 log = logging.getLogger(__name__)
 
 GROUP = "omc.runtime"
+BATCH, BATCH_WAIT = 256, 0.02  # commands taken at once, and the most seconds to wait for them
 INFRA_ATTEMPTS = 5
 INFRASTRUCTURE = (DeliveryFailed, RegistryUnavailable, KafkaException, ChainUnavailable,
                   TimeoutError, ConnectionError)
@@ -101,12 +103,22 @@ class _Message:
 def command_agent(codec: Codec, runtime: Runtime, dead_letters: DeadLetters,
                   ready: asyncio.Event) -> Callable[[Any], Awaitable[None]]:
     """The body of the faust agent on omc.commands.v1: waits for `ready` (the views are
-    current), decodes each message and hands it to `runtime.on_command`. A message that does
-    not decode is dead-lettered and the stream goes on."""
+    current), then takes the stream in batches; decodes each message and hands it to
+    `runtime.on_command`. Messages of one key are handled in order, different keys at the
+    same time; faust acknowledges a batch only after all of it was handled (its outputs
+    acknowledged by Kafka). A message that does not decode is dead-lettered and the stream
+    goes on."""
 
     async def on_commands(stream) -> None:
         await ready.wait()
-        async for event in stream.events():
+        async for events in stream.take_events(BATCH, within=BATCH_WAIT):
+            by_key: dict[bytes | None, list] = {}
+            for event in events:
+                by_key.setdefault(event.message.key, []).append(event)
+            await asyncio.gather(*(in_order(same_key) for same_key in by_key.values()))
+
+    async def in_order(events) -> None:
+        for event in events:
             try:
                 record = codec.decode(event.value)
             except CodecError as poison:
@@ -152,7 +164,7 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
         broker_session_timeout=10.0, broker_heartbeat_interval=3.0)
     commands = app.topic(COMMANDS, key_type=bytes, value_type=bytes)
     codec = Codec(SchemaRegistryClient({"url": base.schema_registry_url}))
-    producer = EventProducer(Producer(producer_config(base)), codec, SOURCE)
+    producer = AsyncProducer(Producer(producer_config(base)), codec, SOURCE)
     dead_letters = DeadLetters(EventProducer(Producer(producer_config(base)), codec, SOURCE),
                                GROUP)
 

@@ -202,15 +202,14 @@ class Runtime:
         self._driving[task_id] = asyncio.get_running_loop().create_task(self._drive(task_id))
 
     def wake_all(self) -> None:
-        """Wake every unfinished task this process owns (on start, and by the timer)."""
-        for task_id, state in list(self.tasks.states.items()):
-            if not state.terminal or self._may_release(state):
+        """Wake every unfinished task this process owns, and every one holding a budget
+        reservation whose transaction failed (on start, and by the timer)."""
+        for task_id in list(self.tasks.open):
+            self.wake(task_id)
+        for task_id, actions in list(self.agents.reserving.items()):
+            outcomes = (self.requests.outcomes.get(tasks.request_id_of(a)) for a in actions)
+            if any(found is not None and not found.ok for found in outcomes):
                 self.wake(task_id)
-
-    def _may_release(self, state: tasks.TaskState) -> bool:
-        agent = self.agents.get(state.submitted.agent_id) if state.submitted else None
-        return agent is not None and any(r.task_id == state.task_id and not r.released
-                                         for r in agent.reservations)
 
     async def _drive(self, task_id: str) -> None:
         try:

@@ -34,6 +34,8 @@ class Agents:
     states: dict[str, agents.AgentState] = field(default_factory=dict)
     heads: dict[str, ChainHead] = field(default_factory=dict)
     exceeded: set[str] = field(default_factory=set)
+    reserving: dict[str, set[str]] = field(default_factory=dict)
+    """Task id -> action ids with a reservation not released yet."""
 
     def apply(self, record: Record, partition: int = -1) -> str | None:
         """Fold `record`; the id of the task it concerns, if any."""
@@ -48,6 +50,13 @@ class Agents:
             self.states[agent_id] = state
         if isinstance(record, BudgetExceeded):
             self.exceeded.add(record.action_id)
+        elif isinstance(record, BudgetReserved):
+            self.reserving.setdefault(record.task_id, set()).add(record.action_id)
+        elif isinstance(record, BudgetReleased):
+            held = self.reserving.get(record.task_id, set())
+            held.discard(record.action_id)
+            if not held:
+                self.reserving.pop(record.task_id, None)
         return record.task_id if isinstance(record, BUDGET_EVENTS) else None
 
     def get(self, agent_id: str) -> agents.AgentState | None:
@@ -86,6 +95,8 @@ class Requests:
 class Tasks:
     states: dict[str, tasks.TaskState] = field(default_factory=dict)
     homes: dict[str, int] = field(default_factory=dict)
+    open: set[str] = field(default_factory=set)
+    """Tasks that have not ended."""
 
     def apply(self, record: Record, partition: int = -1) -> str | None:
         """Fold `record` (read from `partition`); the task's id."""
@@ -95,6 +106,10 @@ class Tasks:
             self.states[task_id] = state
             if partition >= 0:
                 self.homes.setdefault(task_id, partition)
+            if state.terminal:
+                self.open.discard(task_id)
+            else:
+                self.open.add(task_id)
         return task_id
 
     def get(self, task_id: str) -> tasks.TaskState | None:

@@ -11,7 +11,6 @@ them or commit its input.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from omc_events.chain import seal, seal_command
 from omc_events.envelope import ChainHead, derived_id
 from omc_events.record import Record
 from omc_events.records import EventMeta
-from omc_kafka.producer import EventProducer
+from omc_kafka.acked import AsyncProducer
 
 ACTOR = "svc:agent-runtime"
 
@@ -42,12 +41,11 @@ class Cause:
 
 
 class Writer:
-    """Seals and produces records; one write at a time (the producer's acks are shared)."""
+    """Seals and produces records; concurrent writes share the producer's batches."""
 
-    def __init__(self, producer: EventProducer, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(self, producer: AsyncProducer, clock: Callable[[], datetime] = _now) -> None:
         self.producer = producer
         self.clock = clock
-        self._lock = asyncio.Lock()
 
     def _meta(self, record: Record, cause: Cause, position: int, aggregate_type: str,
               aggregate_id: str) -> EventMeta:
@@ -69,7 +67,7 @@ class Writer:
                 record, cause, position, aggregate_type, aggregate_id))
             record, head = seal(schemas, filled, head)
             sealed.append(record)
-        await self._send(topic, sealed, aggregate_id)
+        await self.producer.send(topic, sealed, aggregate_id)
         return sealed
 
     async def request(self, topic: str, record: Record, cause: Cause, position: int,
@@ -78,14 +76,5 @@ class Writer:
         filled = dataclasses.replace(record, meta=self._meta(
             record, cause, position, aggregate_type, aggregate_id))
         sealed = seal_command(self.producer.codec.schemas, filled)
-        await self._send(topic, [sealed], key)
+        await self.producer.send(topic, [sealed], key)
         return sealed
-
-    async def _send(self, topic: str, records: list[Record], key: str) -> None:
-        def send_all() -> None:
-            for record in records:
-                self.producer.send(topic, record, key=key)
-            self.producer.flush()
-
-        async with self._lock:
-            await asyncio.to_thread(send_all)

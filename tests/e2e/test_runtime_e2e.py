@@ -157,7 +157,7 @@ def test_a_transfer_over_the_cap_is_denied_rule_by_rule_and_nothing_is_requested
     failed_rules = [r["rule"] for r in evaluated["rules"] if not r["passed"]]
     assert failed_rules == ["max_value"]
     assert the(events, "TaskFailed")["code"] == "POLICY_DENIED"
-    assert client.list_transactions(task_id=task.task_id).items == []
+    assert not client.list_transactions(task_id=task.task_id).items
 
 
 def test_an_action_above_the_threshold_waits_for_an_approval_naming_its_exact_hash(
@@ -175,7 +175,7 @@ def test_an_action_above_the_threshold_waits_for_an_approval_naming_its_exact_ha
     while "CommandRejected" not in names(trail(client, task_id)):
         assert time.monotonic() < deadline, "the wrong hash was not refused"
         time.sleep(0.25)
-    assert client.list_transactions(task_id=task_id).items == []
+    assert not client.list_transactions(task_id=task_id).items
 
     client.approve_action(task_id, waiting["action_id"], waiting["action_hash"],
                           comment="e2e: looks right")
