@@ -222,14 +222,16 @@ class RuntimeHarness:
         self._errors = _Errors()
         logging.getLogger("omc_runtime.runtime").addHandler(self._errors)
 
-    def restart(self) -> Runtime:
+    def restart(self, model: LanguageModel | None = None) -> Runtime:
         """A new Runtime in place of the old one, as after a crash: its views rebuilt from
         every record on the agent, tx and task topics (offset 0), then woken as the app wakes
         it on start. Commands already delivered stay delivered (their offsets were
-        committed); nothing that lived only in the old process's memory survives."""
+        committed); nothing that lived only in the old process's memory survives. `model`:
+        the new process's model (default: the same one)."""
         old = self.runtime
-        fresh = Runtime(writer=self.writer, model=old.model, attestor=self.attestor,
-                        reader=self.reader, limits=old.limits, clock=self.clock)
+        fresh = Runtime(writer=self.writer, model=model or old.model,  # type: ignore[arg-type]
+                        attestor=self.attestor, reader=self.reader,  # type: ignore[arg-type]
+                        limits=old.limits, clock=self.clock)
         for topic, view in ((AGENT_EVENTS, fresh.agents), (TX_EVENTS, fresh.requests),
                             (TASK_EVENTS, fresh.tasks)):
             for written in self.writer.topics[topic]:

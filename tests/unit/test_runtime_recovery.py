@@ -8,6 +8,8 @@ import asyncio
 
 from omc_events.records import (
     CommandRejected,
+    InferenceCompleted,
+    InferenceRequested,
     PolicyEvaluated,
     SetPolicy,
     TaskCompleted,
@@ -15,6 +17,7 @@ from omc_events.records import (
     TaskFailureCode,
     Verdict,
 )
+from omc_llm.planner import LocalPlanner
 from tests.support.runtime_harness import BOB, CAROL, RuntimeHarness, make_policy
 
 
@@ -103,3 +106,37 @@ def test_an_action_still_allowed_by_the_new_policy_is_reserved_under_it() -> Non
     events = harness.task_events(request.task_id)
     verdicts = [(e.policy_version, e.verdict) for e in events if isinstance(e, PolicyEvaluated)]
     assert verdicts == [(1, Verdict.ALLOW), (2, Verdict.ALLOW)]
+
+
+class Crashing:
+    """A model call during which the process dies (anything but an InferenceError)."""
+
+    name = "local-planner"
+
+    async def complete(self, request):
+        raise RuntimeError("killed mid-call")
+
+
+def test_a_restart_after_a_crash_mid_inference_calls_the_model_again_for_the_same_intent() -> None:
+    async def scenario() -> RuntimeHarness:
+        harness = RuntimeHarness(model=Crashing(), balances={BOB: 2}, strict=False)
+        await harness.run(f"balance of {BOB}", make_policy())
+        harness.strict = True
+        harness._errors.seen.clear()
+        harness.restart(model=LocalPlanner())
+        await harness.settle()
+        return harness
+
+    harness = asyncio.run(scenario())
+
+    events = harness.task_events()
+    names = [type(e).__name__ for e in events]
+    assert names == ["TaskSubmitted", "InferenceRequested", "InferenceCompleted",
+                     "ActionProposed", "PolicyEvaluated", "ToolResultRecorded",
+                     "InferenceRequested", "InferenceCompleted", "TaskCompleted"]
+    requested, completed = events[1], events[2]
+    assert isinstance(requested, InferenceRequested)
+    assert isinstance(completed, InferenceCompleted)
+    assert (completed.inference_id, completed.prompt_hash) == (
+        requested.inference_id, requested.prompt_hash)
+    assert len({e.meta.event_id for e in events}) == len(events)
