@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import coincurve
 from eth_account import Account
 
 from omc_errors import ConfigError
@@ -58,7 +59,7 @@ def _digest_bytes(digest: str) -> bytes:
 class Attestor:
     """The adapter's attestation key: signs inference digests. Never shows the key."""
 
-    __slots__ = ("_account",)
+    __slots__ = ("_account", "_signer")
 
     def __init__(self, private_key: str | bytes) -> None:
         if isinstance(private_key, str):
@@ -69,6 +70,7 @@ class Attestor:
             private_key = bytes.fromhex(text.removeprefix("0x"))
         try:
             self._account = Account.from_key(private_key)
+            self._signer = coincurve.PrivateKey(bytes(self._account.key))
         except (ValueError, TypeError):
             raise ConfigError(["attestation key: not a valid secp256k1 private key"]) from None
 
@@ -101,9 +103,10 @@ class Attestor:
 
     def sign(self, digest: str) -> str:
         """The signature of `digest`: "0x" + 130 lowercase hex (r || s || v, v = 27/28)."""
-        signed = Account.unsafe_sign_hash(_digest_bytes(digest), self._account.key)
-        signature = signed.signature.hex()
-        return signature if signature.startswith("0x") else "0x" + signature
+        # libsecp256k1 directly (what eth-account uses underneath, without rebuilding the key
+        # objects per call): r || s || recovery id, low-s normalised; Ethereum's v = id + 27.
+        signed = self._signer.sign_recoverable(_digest_bytes(digest), hasher=None)
+        return "0x" + signed[:64].hex() + f"{signed[64] + 27:02x}"
 
     def __repr__(self) -> str:
         return f"Attestor(address={self.address})"
