@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from omc_llm.abi import AbiError, FunctionAbi, check_arguments, normalize_address, parse_function
@@ -83,9 +83,14 @@ def _address(text: str, role: str) -> str:
         raise NotUnderstood(str(error)) from None
 
 
+_EXACT = Context(prec=200, traps=[InvalidOperation])
+"""Wide enough that no amount below 2**256 with its unit is ever rounded (the default
+28-digit context would round 2**256 wei, or 0.0999…9 ether, to a nearby amount)."""
+
+
 def _scaled(amount: str, scale: int, what: str) -> str:
     try:
-        value = Decimal(amount) * scale
+        value = _EXACT.multiply(Decimal(amount), Decimal(scale))
     except InvalidOperation:
         raise NotUnderstood(f"{what} {amount!r} is not a number") from None
     if value != value.to_integral_value():

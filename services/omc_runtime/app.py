@@ -183,9 +183,10 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
     def waking(apply: Callable) -> Callable:
         return lambda record, partition: runtime.wake(apply(record, partition))
 
-    followers = [Follower(base, codec, AGENT_EVENTS, waking(runtime.agents.apply)),
-                 Follower(base, codec, TX_EVENTS, waking(runtime.requests.apply)),
-                 Follower(base, codec, TASK_EVENTS, waking(runtime.tasks.apply))]
+    wrote = runtime.writer.wrote
+    followers = [Follower(base, codec, AGENT_EVENTS, waking(runtime.agents.apply), known=wrote),
+                 Follower(base, codec, TX_EVENTS, waking(runtime.requests.apply), known=wrote),
+                 Follower(base, codec, TASK_EVENTS, waking(runtime.tasks.apply), known=wrote)]
     runtime.agent_follower = followers[0]
     ready = asyncio.Event()
     if on_runtime is not None:

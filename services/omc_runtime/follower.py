@@ -31,8 +31,12 @@ class Follower:
     """Folds one topic into a view through `on_record(record, partition)` on the event loop."""
 
     def __init__(self, settings: Settings, codec: Codec, topic: str, on_record: OnRecord,
-                 *, batch: int = 500) -> None:
+                 *, batch: int = 500, known: Callable[[str], bool] = lambda event_id: False
+                 ) -> None:
+        """`known(event_id)` names events this process wrote and folded already: they are
+        not decoded again (their `ce_id` header says who they are)."""
         self.settings = settings
+        self.known = known
         self.codec = codec
         self.topic = topic
         self.on_record = on_record
@@ -83,6 +87,11 @@ class Follower:
                 return
             raise RuntimeError(f"{self.topic}: {error}")
         self.positions[message.partition()] = message.offset() + 1
+        for name, value in message.headers() or ():
+            if name == "ce_id":
+                if value is not None and self.known(value.decode()):
+                    return
+                break
         try:
             record = self.codec.decode(message.value())
         except CodecError as poison:

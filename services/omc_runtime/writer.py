@@ -43,9 +43,23 @@ class Cause:
 class Writer:
     """Seals and produces records; concurrent writes share the producer's batches."""
 
-    def __init__(self, producer: AsyncProducer, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(self, producer: AsyncProducer, clock: Callable[[], datetime] = _now,
+                 *, remember: int = 100_000) -> None:
         self.producer = producer
         self.clock = clock
+        self._written: dict[str, None] = {}  # insertion-ordered: the oldest goes first
+        self._remember = remember
+
+    def wrote(self, event_id: str) -> bool:
+        """True for the ids of (recent) records this writer wrote; they need no decoding
+        when read back, since their writer folded them into its views already."""
+        return event_id in self._written
+
+    def _keep(self, records: Sequence[Record]) -> None:
+        for record in records:
+            self._written[record.meta.event_id] = None  # type: ignore[attr-defined]
+        while len(self._written) > self._remember:
+            del self._written[next(iter(self._written))]
 
     def _meta(self, record: Record, cause: Cause, position: int, aggregate_type: str,
               aggregate_id: str) -> EventMeta:
@@ -68,6 +82,7 @@ class Writer:
             record, head = seal(schemas, filled, head)
             sealed.append(record)
         await self.producer.send(topic, sealed, aggregate_id)
+        self._keep(sealed)
         return sealed
 
     async def request(self, topic: str, record: Record, cause: Cause, position: int,
@@ -77,4 +92,5 @@ class Writer:
             record, cause, position, aggregate_type, aggregate_id))
         sealed = seal_command(self.producer.codec.schemas, filled)
         await self.producer.send(topic, [sealed], key)
+        self._keep([sealed])
         return sealed

@@ -503,15 +503,7 @@ def run_case(kind: str, case: Case) -> Outcome:
     return outcome
 
 
-KNOWN_BUGS = {
-    "p12": "omc_llm.planner._scaled multiplies in Decimal's default 28-digit context: "
-           "2**256 wei is rounded to 1157920892373161954235709850 * 10**51 (below 2**256) and "
-           "proposed instead of refused (docs/planner.md: above 2**256-1 is refused); the "
-           "policy still denies it",
-    "p47": "the same rounding: 0.0999999999999999999999999999999 ether (not a whole number of "
-           "wei, to be refused by docs/planner.md) is proposed as exactly 0.1 ether, an amount "
-           "the instruction did not write; it is inside the policy, so it is requested",
-}
+KNOWN_BUGS: dict[str, str] = {}
 """Cases whose own expectation fails because of a bug outside the runtime and the domain;
 they still count in the aggregate (where they must not pass the policy)."""
 

@@ -15,7 +15,7 @@ from omc_events.avro import Schemas
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec, CodecError
 from omc_events.records import CommandRejected, SubmitTask, TaskSubmitted
-from omc_runtime.app import command_agent
+from omc_runtime.app import BATCH_WAIT, command_agent
 from omc_runtime.runtime import COMMANDS
 from tests.support.runtime_harness import BOB, RuntimeHarness, make_policy
 
@@ -63,6 +63,7 @@ def test_an_encoded_submit_task_reaches_the_runtime(codec: Codec) -> None:
                                  instruction=f"balance of {BOB}", chain_id=31337)
         async with agent.test_context() as context:
             await context.put(key=submit.task_id.encode(), value=codec.encode(COMMANDS, submit))
+            await asyncio.sleep(BATCH_WAIT * 10)  # the agent takes the stream in batches
         await harness.settle()
         return harness, submit.task_id
 
@@ -88,6 +89,7 @@ def test_garbage_is_dead_lettered_and_the_agent_goes_on(codec: Codec) -> None:
             await context.put(key=b"k", value=b"\x00not avro at all")
             await context.put(key=b"k", value=b"{}")
             await context.put(key=submit.task_id.encode(), value=codec.encode(COMMANDS, submit))
+            await asyncio.sleep(BATCH_WAIT * 10)  # the agent takes the stream in batches
         return harness, dead, submit.task_id
 
     harness, dead, task_id = asyncio.run(scenario())
