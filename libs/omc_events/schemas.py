@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 from omc_config.settings import REPO_ROOT
 from omc_errors import OmcError
 
-SCHEMAS_DIR = REPO_ROOT / "schemas"
+# OMC_SCHEMAS_DIR: where schemas/ is when the code runs outside a checkout (the image)
+SCHEMAS_DIR = Path(os.environ.get("OMC_SCHEMAS_DIR") or REPO_ROOT / "schemas")
 AVRO_DIR = SCHEMAS_DIR / "avro"
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 

@@ -1,0 +1,1 @@
+"""Observability shared by every service: JSON log lines (`omc_obs.logging`)."""
