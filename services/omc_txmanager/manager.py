@@ -57,7 +57,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from omc_chain.errors import ChainUnavailable
 from omc_chain.signer import Signers
@@ -65,6 +72,7 @@ from omc_domain import account as accounts
 from omc_domain.account import AccountState, Failure, Fees, Replace, SentTx
 from omc_domain.draft import DRAFT
 from omc_events.chain import seal
+from omc_events.codec import CodecError
 from omc_events.envelope import derived_id
 from omc_events.record import Record
 from omc_events.records import (
@@ -77,7 +85,6 @@ from omc_events.records import (
     TxRequested,
     TxSigned,
 )
-from omc_kafka.consumer import EventConsumer
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import EventProducer
 from omc_txmanager.fees import market_fees
@@ -115,6 +122,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _event_id(message: Message) -> str | None:
+    for name, value in message.headers() or ():
+        if name == "ce_id" and value is not None:
+            return value.decode(errors="replace")
+    return None
+
+
 def _parse_key(key: str) -> tuple[int, str] | None:
     chain, _, sender = key.partition(":")
     if not chain.isdigit() or not sender.startswith("0x"):
@@ -131,7 +145,9 @@ class TxManager:
                  clock: Callable[[], datetime] = _now) -> None:
         self.consumer = consumer
         self.producer = producer
-        self.events = EventConsumer(consumer, producer.codec, dead_letters)
+        self.codec = producer.codec
+        self.dead_letters = dead_letters
+        self._echoes: set[str] = set()  # ids this process wrote and already folded
         self.rpc = rpc
         self.signers = signers
         self.topic = topic
@@ -174,6 +190,7 @@ class TxManager:
         for partition in revoked:
             self.targets.pop(partition, None)
         self.reconciled = {k for k in self.reconciled if self.homes.get(k) not in revoked}
+        self._echoes.clear()  # whoever reads these partitions next decodes everything
 
     def caught_up(self, partition: int) -> bool:
         return (partition in self.assigned
@@ -196,19 +213,20 @@ class TxManager:
 
     def step(self) -> int:
         """Read one batch, fold it, act on the accounts this process owns, tick, commit."""
-        deliveries = self.events.poll(self.limits.batch, self.limits.poll_timeout)
+        deliveries = self._poll()
         touched: set[str] = set()
-        for delivery in deliveries:
-            message = delivery.message
+        for message, record in deliveries:
             self.positions[message.partition()] = message.offset() + 1
-            key = delivery.record.meta.aggregate_id  # type: ignore[attr-defined]
+            if record is None:  # dead-lettered, or our own record folded when written
+                continue
+            key = record.meta.aggregate_id  # type: ignore[attr-defined]
             state = self.states.get(key)
             if state is None:
                 if _parse_key(key) is None:
                     continue
                 state = self.states[key] = AccountState.of(key)
             self.homes[key] = message.partition()
-            accounts.evolve(state, delivery.record)
+            accounts.evolve(state, record)
             touched.add(key)
         self._market = None
         for key in self._owned():
@@ -221,6 +239,29 @@ class TxManager:
         if deliveries:
             self._commit()
         return len(deliveries)
+
+    def _poll(self) -> list[tuple[Message, Record | None]]:
+        """The next batch: each message with its record, or None for a poison message (sent
+        to the dead-letter topic and acknowledged first) and for a record this process wrote
+        and folded already (not decoded again). `RegistryUnavailable` propagates."""
+        found: list[tuple[Message, Record | None]] = []
+        for message in self.consumer.consume(num_messages=self.limits.batch,
+                                             timeout=self.limits.poll_timeout):
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(error)
+            if self._echoes and _event_id(message) in self._echoes:
+                self._echoes.discard(_event_id(message))
+                found.append((message, None))
+                continue
+            try:
+                found.append((message, self.codec.decode(message.value())))
+            except CodecError as poison:
+                self.dead_letters.send(message, poison)
+                found.append((message, None))
+        return found
 
     def _guarded(self, action: Callable[..., None], *args: object) -> None:
         try:
@@ -470,6 +511,7 @@ class TxManager:
                          state.head)
         accounts.evolve(state, sealed)
         self.producer.send(self.topic, sealed, key=state.key)
+        self._echoes.add(meta.event_id)
         return sealed
 
     # -- the timer: retries, stuck transactions, cancels --------------------------------------

@@ -71,7 +71,7 @@ class TxLog:
     def request(self, sender: str, to: str, value_wei: int = 1, *, n: int | None = None,
                 gas_limit: int | None = None, cap: int = 500 * GWEI, data: str = "0x",
                 purpose: TxPurpose = TxPurpose.ACTION, cancels: str | None = None,
-                chain_id: int = 31337) -> TxRequested:
+                chain_id: int = 31337, flush: bool = True) -> TxRequested:
         """Write one TxRequested (self-hashed, as the runtime does); the same `n` gives the
         same request (and the same event id)."""
         n = uuid.uuid4().int if n is None else n
@@ -89,7 +89,8 @@ class TxLog:
             max_fee_per_gas_cap_wei=str(cap), cancels_request_id=cancels)
         sealed = seal_command(SCHEMAS, record)
         self.producer.send(self.topic, sealed, key=key)
-        self.producer.flush()
+        if flush:
+            self.producer.flush()
         return sealed
 
     def read(self) -> list[Read]:
@@ -164,9 +165,10 @@ class TxLog:
 
 
 class PrivateAnvil:
-    """An anvil of this test's own that mines only when told (evm_mine)."""
+    """An anvil of this test's own that mines only when told (evm_mine), or, with
+    `automine`, every transaction at once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, automine: bool = False) -> None:
         binaries = sorted((settings.stack.dir / "anvil" / "tool").glob(
             "node_modules/@foundry-rs/anvil-*/bin/anvil"))
         assert binaries, "anvil is not installed under the stack dir (omc stack up anvil)"
@@ -176,7 +178,8 @@ class PrivateAnvil:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [str(Path(binaries[0])), "--host", "127.0.0.1", "--port", str(self.port),
-             "--chain-id", "31337", "--no-mining", "--accounts", "1"],
+             "--chain-id", "31337", "--accounts", "1",
+             *([] if automine else ["--no-mining"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = httpx.Client(timeout=10)
         deadline = time.monotonic() + 20
