@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -314,7 +315,7 @@ class World:
     transaction requests by request id, and the actions the agent's budget refused."""
 
     outcomes: Mapping[str, TxOutcome] = field(default_factory=dict)
-    exceeded: frozenset[str] = frozenset()
+    exceeded: AbstractSet[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,9 @@ TASK_COMMANDS = (SubmitTask, CancelTask, ApproveAction, RejectAction)
 AGENT_COMMANDS = (RegisterAgent, SetPolicy, ReserveBudget, ReleaseBudget)
 INTERNAL_COMMANDS = (ReserveBudget, ReleaseBudget)
 STEPS_PER_WAKE = 64
+REQUEST_POSITION = 1000
+"""Position (for its derived id) of a TxRequested among what its ReserveBudget caused, past
+any agent event the same command causes."""
 
 
 def _now() -> datetime:
@@ -165,8 +168,9 @@ class Runtime:
             events = [r for r in records if not isinstance(r, TxRequested)]
             for position, request in enumerate(requests):
                 account = f"{request.chain_id}:{request.sender}"
-                sealed = await self.writer.request(TX_EVENTS, request, cause, 1000 + position,
-                                                   "account", account, key=account)
+                sealed = await self.writer.request(TX_EVENTS, request, cause,
+                                                   REQUEST_POSITION + position, "account",
+                                                   account, key=account)
                 self.requests.apply(sealed)
             if events:
                 head = self.agents.head(agent_id)
@@ -223,12 +227,15 @@ class Runtime:
             log.warning("task %s waits for the chain: %s", task_id, error)
         except Exception:
             log.exception("task %s: step failed; it is retried on the next wake", task_id)
+        finally:
+            if self._driving.get(task_id) is asyncio.current_task():
+                del self._driving[task_id]
 
     async def _steps(self, task_id: str) -> None:
         for _ in range(STEPS_PER_WAKE):
             state = self.tasks.get(task_id)
             agent = self.agents.get(state.submitted.agent_id) if state.submitted else None
-            world = tasks.World(self.requests.outcomes, frozenset(self.agents.exceeded))
+            world = tasks.World(self.requests.outcomes, self.agents.exceeded)
             step = tasks.next_step(state, agent, world, self.clock(), self.limits)
             match step:
                 case tasks.Emit(records=records):
