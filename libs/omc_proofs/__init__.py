@@ -1,0 +1,1 @@
+"""Verifiable audit: RFC 6962 Merkle trees over event hashes, signed checkpoints, audits."""

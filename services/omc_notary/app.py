@@ -1,0 +1,207 @@
+"""The notary's shell: read its history, follow the event topics, produce what the core says.
+
+    build(settings, ...) -> NotaryProcess       the composition root
+    NotaryProcess.start()                       read the proof topic to its end (restore),
+                                                assign every event partition from offset 0,
+                                                re-send the requests of open anchors
+    NotaryProcess.step(timeout) -> int          one batch: observe, checkpoint what is due,
+                                                produce and wait for Kafka's acks
+    NotaryProcess.run(stop)                     steps until `stop()` is true
+
+Nothing is committed to a consumer group: the state is the log. Outputs are acknowledged
+before the next batch is read; a crash before the ack is answered by the restart reading
+the proof topic (with what was written) before writing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from omc_events.catalogue import Catalogue
+from omc_events.codec import Codec, CodecError
+from omc_kafka.producer import EventProducer, producer_config
+from omc_notary.notary import Anchoring, Notary, Output
+from omc_notary.settings import NotarySettings
+from omc_proofs.checkpoint import NotaryKey
+
+log = logging.getLogger(__name__)
+
+SOURCE = "omc/notary"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def notary_key_from(path: Path) -> NotaryKey:
+    """The checkpoint-signing key from its secret file, made (mode 0600) if it is missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+    return NotaryKey.from_file(path)
+
+
+class NotaryProcess:
+    def __init__(self, settings: NotarySettings, notary: Notary, codec: Codec,
+                 producer: EventProducer, clock: Callable[[], datetime] = _now) -> None:
+        self.settings = settings
+        self.notary = notary
+        self.codec = codec
+        self.producer = producer
+        self.clock = clock
+        self.consumer: Consumer | None = None
+        self.start_ends: dict[tuple[str, int], int] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+        self.written = 0
+
+    def _consumer(self) -> Consumer:
+        return Consumer({"bootstrap.servers": self.settings.base.kafka_bootstrap,
+                         "group.id": f"omc.notary.follow.{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "enable.partition.eof": False,
+                         "isolation.level": "read_committed"})
+
+    def _partitions(self, consumer: Consumer, topic: str) -> list[int]:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise KafkaException(metadata.error)
+        return sorted(metadata.partitions)
+
+    def restore(self) -> int:
+        """Fold the proof topic, start to end. Returns the records read."""
+        consumer = self._consumer()
+        topic = self.settings.proof_topic
+        count = 0
+        try:
+            partitions = self._partitions(consumer, topic)
+            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in partitions}
+            todo = {p for p, end in ends.items() if end > 0}
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
+            while todo:
+                for message in consumer.consume(self.settings.batch, 1.0):
+                    if self._error(message):
+                        continue
+                    if message.offset() >= ends[message.partition()]:
+                        todo.discard(message.partition())
+                        continue
+                    try:
+                        self.notary.restore(self.codec.decode(message.value()))
+                        count += 1
+                    except CodecError as error:
+                        log.warning("proof topic %s@%s: %s", message.partition(),
+                                    message.offset(), error)
+                    if message.offset() + 1 >= ends[message.partition()]:
+                        todo.discard(message.partition())
+        finally:
+            consumer.close()
+        return count
+
+    def start(self) -> None:
+        restored = self.restore()
+        consumer = self.consumer = self._consumer()
+        assignment = []
+        for topic in self.settings.topics:
+            for p in self._partitions(consumer, topic):
+                self.start_ends[(topic, p)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=10)[1]
+                self.positions[(topic, p)] = 0
+                assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+        consumer.assign(assignment)
+        self._send(self.notary.resubmissions())
+        log.info("notary %s: %d proof records restored; following %d partitions",
+                 self.notary.key.address, restored, len(assignment))
+
+    @property
+    def ready(self) -> bool:
+        """Everything the event topics held at start has been read."""
+        return all(self.positions[tp] >= end for tp, end in self.start_ends.items())
+
+    def step(self, timeout: float = 0.5) -> int:
+        assert self.consumer is not None, "start() first"
+        messages = self.consumer.consume(self.settings.batch, timeout)
+        outputs: list[Output] = []
+        for message in messages:
+            if self._error(message):
+                continue
+            topic, partition = message.topic(), message.partition()
+            self.positions[(topic, partition)] = message.offset() + 1
+            try:
+                record = self.codec.decode(message.value())
+            except CodecError:
+                record = None
+            outputs += self.notary.observe(topic, partition, message.offset(),
+                                           message.value(), record, self.clock())
+        outputs += self.notary.due(self.clock(), self.ready)
+        self._send(outputs)
+        return len(messages)
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        self.start()
+        try:
+            while not stop():
+                self.step()
+        finally:
+            self.close()
+
+    def _send(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            self.producer.send(output.topic, output.record, key=output.key)
+        if outputs:
+            self.producer.flush()
+            self.written += len(outputs)
+
+    @staticmethod
+    def _error(message) -> bool:
+        error = message.error()
+        if error is None:
+            return False
+        if error.code() == KafkaError._PARTITION_EOF:
+            return True
+        raise KafkaException(error)
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+        self.producer.flush()
+
+
+def build(settings: NotarySettings, *, key: NotaryKey | None = None,
+          catalogue: Catalogue | None = None,
+          clock: Callable[[], datetime] = _now) -> NotaryProcess:
+    codec = Codec(SchemaRegistryClient({"url": settings.base.schema_registry_url}),
+                  catalogue=catalogue)
+    anchoring = None
+    if settings.anchor_sender is not None:
+        assert settings.anchor_registry is not None
+        from eth_utils import to_checksum_address
+
+        anchoring = Anchoring(settings.base.chain_id,
+                              to_checksum_address(settings.anchor_registry),
+                              to_checksum_address(settings.anchor_sender),
+                              settings.anchor_max_fee_wei)
+    notary = Notary(key or notary_key_from(settings.key_file), codec.schemas,
+                    proof_topic=settings.proof_topic, tx_topic=settings.tx_topic,
+                    every_events=settings.every_events, every_seconds=settings.every_seconds,
+                    anchoring=anchoring)
+    producer = EventProducer(Producer(producer_config(settings.base)), codec, SOURCE)
+    return NotaryProcess(settings, notary, codec, producer, clock)
+
+
+__all__ = ["NotaryProcess", "build", "notary_key_from"]
