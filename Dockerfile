@@ -31,10 +31,12 @@ LABEL org.opencontainers.image.title="openmcp-chain" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 omc \
  && useradd --system --uid 10001 --gid omc --home-dir /var/lib/omc --shell /usr/sbin/nologin omc \
- && mkdir -p /var/lib/omc \
- && chown omc:omc /var/lib/omc
+ && mkdir -p /var/lib/omc/runtime /var/lib/omc/txmanager/keys \
+ && chown -R omc:omc /var/lib/omc \
+ && chmod 0700 /var/lib/omc/txmanager/keys
 COPY --from=build /opt/omc/venv /opt/omc/venv
 COPY schemas /opt/omc/schemas
+# (named volumes mounted on the directories above start with their owner: the omc user)
 ENV PATH=/opt/omc/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -1,4 +1,5 @@
-"""docker-compose.yml offers the same components, ports and variables as the local stack."""
+"""docker-compose.yml offers the same components, ports and variables as the local stack, and
+runs every service of the project from the image, configured by OMC_* variables only."""
 
 from __future__ import annotations
 
@@ -9,13 +10,39 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
+from omc_cli.service import JOBS, MODULES
 from omc_config import Settings
 from omc_config.settings import REPO_ROOT
 from omc_stack.components import COMPONENTS
+from omc_stack.components import SERVICES as STACK_SERVICES
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 DEFAULTS = Settings.from_env({})
+JOB_NAMES = {"topics", "migrate", "dev-key"}
+PROJECT = {name: spec for name, spec in SERVICES.items() if spec.get("command", [""])[0]
+           in {*MODULES, *JOBS, "dev-key"} and "build" in spec}
+LONG_RUNNING = {name: spec for name, spec in PROJECT.items()
+                if name not in JOB_NAMES | {"registry"}}
+OMC_NAME = re.compile(r"OMC_[A-Z0-9_]*[A-Z0-9]")
+
+
+def _known_variables() -> set[str]:
+    """Every OMC_* name the project's code reads (its settings name each one literally)."""
+    names: set[str] = set()
+    for folder in ("libs", "services", "projections"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            names |= set(OMC_NAME.findall(path.read_text()))
+    return names
+
+
+def _variables_used() -> set[str]:
+    """Every OMC_* variable compose sets in a container or reads from the host."""
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{(OMC_\w+)(?::-[^}]*)?\}", text))
+    for spec in SERVICES.values():
+        used |= {name for name in spec.get("environment") or {} if name.startswith("OMC_")}
+    return used
 
 
 def _published(service: str) -> list[tuple[str, str]]:
@@ -28,8 +55,58 @@ def _published(service: str) -> list[tuple[str, str]]:
     return found
 
 
-def test_compose_names_every_component_of_the_local_stack() -> None:
-    assert set(SERVICES) == {component.name for component in COMPONENTS}
+def test_compose_names_every_component_and_service_of_the_local_stack() -> None:
+    stack = {component.name for component in (*COMPONENTS, *STACK_SERVICES)}
+
+    assert stack <= set(SERVICES)
+    assert set(SERVICES) - stack - JOB_NAMES <= {"txmanager", "watcher", "notary"}
+
+
+def test_every_service_the_entrypoint_knows_runs_in_compose_from_the_image() -> None:
+    runs = {spec["command"][0]: name for name, spec in PROJECT.items()}
+
+    assert set(MODULES) <= set(runs), f"no compose service runs {set(MODULES) - set(runs)}"
+    assert {"topics", "migrate", "dev-key"} <= set(runs)
+    for name in PROJECT:
+        assert SERVICES[name]["build"]["dockerfile"] == "Dockerfile"
+        assert SERVICES[name]["image"] == PROJECT["gateway"]["image"]
+
+
+def test_every_omc_variable_compose_uses_is_one_the_settings_know() -> None:
+    unknown = _variables_used() - _known_variables()
+
+    assert _variables_used() >= {"OMC_KAFKA_BOOTSTRAP", "OMC_MYSQL_HOST", "OMC_REDIS_URL"}
+    assert not unknown, f"compose sets variables no code reads: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("service", sorted(LONG_RUNNING))
+def test_each_project_service_reaches_the_infrastructure_inside_the_network(service) -> None:
+    environment = SERVICES[service]["environment"]
+
+    assert environment["OMC_KAFKA_BOOTSTRAP"] == "kafka:29092"
+    assert environment["OMC_SCHEMA_REGISTRY_URL"].startswith("http://registry:")
+    assert environment["OMC_MYSQL_HOST"] == "mariadb"
+    assert environment["OMC_REDIS_URL"].startswith("redis://redis:")
+    assert environment["OMC_CHAIN_RPC_URL"].startswith("http://anvil:")
+
+
+@pytest.mark.parametrize("service", sorted(LONG_RUNNING))
+def test_each_project_service_waits_for_topics_migrations_and_the_registry(service) -> None:
+    depends = SERVICES[service]["depends_on"]
+
+    assert depends["topics"]["condition"] == "service_completed_successfully"
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert depends["registry"]["condition"] == "service_healthy"
+    assert SERVICES[service]["restart"] == "unless-stopped"
+
+
+@pytest.mark.parametrize("service", sorted(LONG_RUNNING))
+def test_each_published_service_port_is_the_one_it_listens_on(service) -> None:
+    spec = SERVICES[service]
+    for variable, default in _published(service) if "ports" in spec else ():
+        inside = spec["ports"][0].rsplit(":", 1)[1]
+        assert spec["environment"][variable] == inside == default
+        assert f"127.0.0.1:{inside}/" in " ".join(spec["healthcheck"]["test"])
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
@@ -44,7 +121,7 @@ def test_each_component_is_published_on_the_local_stacks_variable_and_default(co
     assert dict(published) == client_ports
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(set(SERVICES) - JOB_NAMES))
 def test_each_service_has_a_health_check(service: str) -> None:
     assert SERVICES[service]["healthcheck"]["test"]
 
@@ -86,4 +163,12 @@ def test_registry_waits_for_kafka_and_reaches_it_on_the_internal_listener() -> N
 
     assert registry["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert f"INTERNAL://{registry['environment']['OMC_KAFKA_BOOTSTRAP']}" in listeners
-    assert "python -m omc_registry" in " ".join(registry["command"])
+    assert registry["command"] == ["registry"]
+    assert MODULES["registry"] == "omc_registry"
+
+
+def test_the_projects_services_find_the_registry_where_it_listens() -> None:
+    port = SERVICES["registry"]["environment"]["OMC_REGISTRY_PORT"]
+
+    assert SERVICES["gateway"]["environment"]["OMC_SCHEMA_REGISTRY_URL"] == (
+        f"http://registry:{port}")
