@@ -36,22 +36,26 @@ class TopicReader:
         self.positions: dict[int, int] = {}
         self.skipped = 0
         self._consumer: Consumer | None = None
+        self._probe: Consumer | None = None  # unassigned: its offset queries answer at once
         self._opened = asyncio.Event()
         self._progress = asyncio.Event()
         self._stopping = False
         self._error: BaseException | None = None
 
+    def _config(self) -> dict:
+        return {"bootstrap.servers": self.bootstrap,
+                "group.id": f"omc.watcher.read.{uuid.uuid4().hex}",  # never joined or committed
+                "enable.auto.commit": False, "enable.partition.eof": False,
+                "isolation.level": "read_committed"}
+
     def _open(self) -> Consumer:
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": f"omc.watcher.read.{uuid.uuid4().hex}",  # never joined or committed
-            "enable.auto.commit": False, "enable.partition.eof": False,
-            "isolation.level": "read_committed",
-        })
+        self._probe = Consumer(self._config())
+        consumer = Consumer(self._config())
         metadata = consumer.list_topics(self.topic, timeout=10)
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None:
             consumer.close()
+            self._probe.close()
             raise RuntimeError(f"topic {self.topic} is not available: "
                                f"{found.error if found else 'missing'}")
         partitions = sorted(found.partitions)
@@ -60,10 +64,15 @@ class TopicReader:
         return consumer
 
     def _ends(self) -> dict[int, int]:
-        assert self._consumer is not None
-        return {p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                        timeout=10, cached=False)[1]
+        assert self._probe is not None
+        return {p: self._probe.get_watermark_offsets(TopicPartition(self.topic, p),
+                                                     timeout=10, cached=False)[1]
                 for p in self.positions}
+
+    def _close(self) -> None:
+        for consumer in (self._consumer, self._probe):
+            if consumer is not None:
+                consumer.close()
 
     async def run(self) -> None:
         """Follow until `stop()`; Kafka errors are raised (and by `wait_current`)."""
@@ -77,7 +86,7 @@ class TopicReader:
                         self._take(message)
                     self._wake()
             finally:
-                await asyncio.to_thread(self._consumer.close)
+                await asyncio.to_thread(self._close)
         except BaseException as error:
             self._error = error
             self._opened.set()

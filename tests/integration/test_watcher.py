@@ -184,7 +184,7 @@ class Topics:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         out = []
         while sum(ends.values()) > len(out):
-            for message in consumer.consume(500, 1.0):
+            for message in consumer.consume(500, 0.1):
                 if message.error() is None:
                     out.append((f"{topic}/{message.partition()}@{message.offset()}",
                                 split(message.value())[1]))
