@@ -11,6 +11,7 @@ test_watcher_process.py runs `python -m omc_watcher` as a process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import socket
@@ -93,14 +94,15 @@ class Chain:
         return account
 
 
-@pytest.fixture
-def chain(stack, settings: Settings) -> Iterator[Chain]:
+@contextlib.contextmanager
+def private_anvil(settings: Settings) -> Iterator[Chain]:
+    """An anvil of its own on a free port (automine), stopped afterwards."""
     port = free_port()
     process = subprocess.Popen(
         [anvil_binary(settings), "--host", "127.0.0.1", "--port", str(port), "--chain-id",
          str(CHAIN_ID), "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    web3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+    web3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
     try:
         for _ in range(200):
             try:
@@ -113,6 +115,12 @@ def chain(stack, settings: Settings) -> Iterator[Chain]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def chain(stack, settings: Settings) -> Iterator[Chain]:
+    with private_anvil(settings) as running:
+        yield running
 
 
 # -- fresh topics -----------------------------------------------------------------------------
@@ -192,8 +200,8 @@ class Topics:
         return out
 
 
-@pytest.fixture
-def topics(stack, settings: Settings, fresh_topic: Callable[..., str]) -> Topics:
+def fresh_topics(settings: Settings, fresh_topic: Callable[..., str]) -> Topics:
+    """Fresh topics standing for the tx and chain topics, their subjects registered."""
     tx, chain_topic = fresh_topic(partitions=2), fresh_topic(partitions=1)
     env = {"OMC_WATCHER_TX_TOPIC": tx, "OMC_WATCHER_CHAIN_TOPIC": chain_topic,
            "OMC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -207,6 +215,11 @@ def topics(stack, settings: Settings, fresh_topic: Callable[..., str]) -> Topics
                                      Schema(SCHEMAS.set.standalone_json(record), "AVRO"))
     codec = Codec(registry, schemas=SCHEMAS, catalogue=catalogue)
     return Topics(tx, chain_topic, codec, settings)
+
+
+@pytest.fixture
+def topics(stack, settings: Settings, fresh_topic: Callable[..., str]) -> Topics:
+    return fresh_topics(settings, fresh_topic)
 
 
 # -- helpers --------------------------------------------------------------------------------
