@@ -33,7 +33,8 @@ bytes); a chain pending nonce above the log's next nonce means someone used the 
 outside the tx manager (take the chain's).
 
 Replacement: a request whose latest transaction has not been included `after_blocks` blocks
-after it was sent is re-signed at the same nonce with max fee and tip each at least 10% higher
+after `since[tx_hash]` (the shell's memory: when it saw the transaction pending as the
+account's next nonce) is re-signed at the same nonce with max fee and tip each at least 10% higher
 (ceil(old * 1.1)), or the market's if higher, the max fee capped by the request's
 max_fee_per_gas_cap_wei; after `max_replacements`, or when the cap leaves no room for 10%
 more, the request fails with REPLACEMENT_CAP (its last transaction may still be included: the

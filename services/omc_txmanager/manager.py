@@ -15,8 +15,9 @@
     state      per account, folded from the log (omc_domain.account): on assignment a
                partition is read from offset 0 (or where this process already is) up to its
                end before anything is signed; then nonces are reconciled with the chain and
-               every signed, unsettled transaction is rebroadcast. In memory only: the block
-               at which each transaction was last sent (stuck detection restarts its count)
+               every signed, unsettled transaction is rebroadcast. In memory only: for each
+               pending transaction, the head at the first tick that saw it as the account's
+               next nonce on chain (stuck detection counts from there; a restart restarts it)
 
 Node errors, and what the tx manager does (deterministic; the node's message is the detail).
 "first" is the first transaction of a request; "later" a rebroadcast or a replacement:
@@ -327,15 +328,8 @@ class TxManager:
             log.info("account %s: rebroadcasting %d signed, unsettled transaction(s)%s",
                      state.key, len(found.rebroadcast),
                      " (the chain lost some: nonce gap)" if found.gap else "")
-        head = self._head()
-        for tx in found.rebroadcast:
+        for tx in found.rebroadcast:  # their stuck count starts at the next tick
             self._send(state, tx, rebroadcast=True)
-            self.since.setdefault(tx.tx_hash, head)
-
-    def _head(self) -> int:
-        if self.head is None:
-            self.head = self.rpc.block_number()
-        return self.head
 
     def _market_fees(self) -> Fees:
         if self._market is None:
@@ -479,7 +473,6 @@ class TxManager:
                                       rpc_endpoint=endpoint, attempt=attempt,
                                       already_known=known),
                    tx.request_id, tx.signed_event_id, attempt)
-        self.since[tx.tx_hash] = self.head if self.head is not None else self._head()
         self.counts["broadcast"] += 1
         return True
 
@@ -554,6 +547,9 @@ class TxManager:
             assert last is not None
             if last.nonce < mined:
                 continue  # one of its transactions (or another) is mined: the watcher says
+            if last.nonce > mined:  # it waits behind a lower nonce, not for its fee: its
+                self.since[last.tx_hash] = head  # count starts when it is next in line
+                continue
             decision = accounts.replacement(state, request, market,
                                             self.limits.max_replacements)
             if isinstance(decision, Failure):

@@ -300,3 +300,52 @@ def test_a_dead_endpoint_fails_over_to_the_next_and_events_name_hosts_only(
     assert "secret-token" not in captured.text
     assert "127.0.0.1:9" in captured.text  # the failover was logged, by host:port
     assert web3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=10)["status"] == 1
+
+
+def test_fifty_transfers_from_one_account_get_contiguous_nonces(txlog: TxLog, funded_account,
+                                                                web3: Web3) -> None:
+    manager = txlog.manager(signers_of(funded_account))
+    for n in range(50):
+        txlog.request(funded_account.address, BOB, n + 1, n=n, flush=False)
+    txlog.producer.flush()
+
+    records = txlog.run_until(manager, lambda rs: len(of(rs, TxBroadcast)) == 50)
+
+    signed = of(records, TxSigned)
+    assert sorted(s.nonce for s in signed) == list(range(50))
+    assert len({s.request_id for s in signed}) == 50
+    last = max(signed, key=lambda s: s.nonce)
+    assert web3.eth.wait_for_transaction_receipt(last.tx_hash, timeout=20)["status"] == 1
+    assert web3.eth.get_transaction_count(funded_account.address) == 50
+    assert verify(txlog.bodies())[1] == []
+
+
+def test_while_the_node_is_down_nothing_is_signed_again_and_the_same_bytes_go_out_after(
+        txlog: TxLog, anvil: PrivateAnvil) -> None:
+    def crash(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    account = Account.create()
+    anvil.call("anvil_setBalance", account.address, hex(10**18))
+    first = txlog.manager(signers_of(account), rpc_urls=anvil.url)
+    first.broadcast = crash
+    txlog.request(account.address, BOB, 1, gas_limit=21000)
+    with pytest.raises(KeyboardInterrupt):
+        step_until_crash(first)
+    first.consumer.close()
+    (signed,) = of(txlog.records(), TxSigned)
+    anvil.kill()
+
+    second = txlog.manager(signers_of(account), rpc_urls=anvil.url,
+                           limits=Limits(tick_seconds=0.05))
+    for _ in range(15):  # every call fails: retried with backoff, nothing new is written
+        second.step()
+    assert [type(r).__name__ for r in txlog.records()] == ["TxRequested", "TxSigned"]
+    anvil.start()
+    anvil.call("anvil_setBalance", account.address, hex(10**18))
+    records = txlog.run_until(second, lambda rs: of(rs, TxBroadcast))
+    anvil.call("evm_mine")
+
+    assert of(records, TxSigned) == [signed]
+    assert of(records, TxBroadcast)[0].tx_hash == signed.tx_hash
+    assert anvil.call("eth_getTransactionReceipt", signed.tx_hash)["status"] == "0x1"

@@ -176,12 +176,16 @@ class PrivateAnvil:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(Path(binaries[0])), "--host", "127.0.0.1", "--port", str(self.port),
-             "--chain-id", "31337", "--accounts", "1",
-             *([] if automine else ["--no-mining"])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.command = [str(Path(binaries[0])), "--host", "127.0.0.1", "--port",
+                        str(self.port), "--chain-id", "31337", "--accounts", "1",
+                        *([] if automine else ["--no-mining"])]
         self.client = httpx.Client(timeout=10)
+        self.start()
+
+    def start(self) -> None:
+        """Start anvil (a new, empty chain) and wait until it answers."""
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -198,6 +202,11 @@ class PrivateAnvil:
         if "error" in answer:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer["result"]
+
+    def kill(self) -> None:
+        """The node goes away (kill -9): every call fails until `start()`."""
+        self.process.kill()
+        self.process.wait(10)
 
     def stop(self) -> None:
         self.client.close()
