@@ -41,7 +41,6 @@ from omc_proofs.checkpoint import (
     hex32,
     stream_id,
     stream_key,
-    unhex32,
 )
 from omc_proofs.leaves import leaf_data
 from omc_proofs.merkle import MerkleTree
@@ -265,8 +264,8 @@ class Notary:
         anchoring = self.anchoring
         assert anchoring is not None
         key = f"{anchoring.chain_id}:{anchoring.sender}"
-        data = abi.encode_call(ANCHOR_CALL, [stream_key(submitted.stream_id),
-                                             submitted.tree_size, unhex32(submitted.root)])
+        data = abi.encode_call(ANCHOR_CALL, [hex32(stream_key(submitted.stream_id)),
+                                             submitted.tree_size, submitted.root])
         meta = EventMeta(
             event_id=derived_id(submitted.meta.event_id, 0), event_type=TxRequested.SCHEMA,
             schema_version=1, aggregate_type="account", aggregate_id=key, sequence=0,

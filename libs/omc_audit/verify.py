@@ -1,0 +1,170 @@
+"""The audit's jobs over real sources: verify the log, export a task's bundle, verify one.
+
+    verify_log(settings, topics=Topics(), task_id=None, trusted=(), registry=None) -> Report
+    export_task(settings, task_id, topics=Topics(), registry=None) -> Bundle
+    verify_bundle(bundle, chain=None, trusted=(), registry=None) -> Report
+
+`verify_log` reads the log itself (never a projection): with `task_id`, only the partition
+of the task topic that holds the task (found by the key's partition, every partition if it
+is not there) and that stream's proof records; otherwise every partition of every topic.
+`export_task` collects the task's events as stored, its stream's proof records, the writer
+schemas, RFC 9162 inclusion proofs against the newest anchored (else newest) checkpoint
+covering each event, and the chain's answer for each anchor (a recorded receipt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from omc_audit.bundle import Bundle, BundleRegistry
+from omc_audit.onchain import ChainRoots
+from omc_audit.source import partition_for, partitions, read_partitions
+from omc_config import Settings
+from omc_errors import OmcError
+from omc_events.codec import Codec, schema_id_of
+from omc_events.records import AnchorConfirmed, AnchorSubmitted, CheckpointSigned
+from omc_proofs.audit import (
+    AnchorReceipt,
+    Evidence,
+    InclusionProof,
+    Report,
+    Stored,
+    audit,
+)
+from omc_proofs.checkpoint import hex32, stream_id
+from omc_proofs.leaves import leaf_data
+from omc_proofs.merkle import MerkleTree
+
+
+class TaskNotFound(OmcError):
+    """The log holds no event of this task."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics an audit reads (the catalogue's, or fresh ones in tests)."""
+
+    task: str = "omc.task.events.v1"
+    events: tuple[str, ...] = ("omc.task.events.v1", "omc.agent.events.v1",
+                               "omc.tx.events.v1", "omc.chain.events.v1")
+    commands: tuple[str, ...] = ("omc.commands.v1",)
+    proof: str = "omc.proof.events.v1"
+
+
+def _codec(settings: Settings) -> Codec:
+    return Codec(SchemaRegistryClient({"url": settings.schema_registry_url}))
+
+
+def _chain(settings: Settings) -> ChainRoots:
+    return ChainRoots(settings.chain_rpc_url)
+
+
+def _task_stream(settings: Settings, topics: Topics, task_id: str) -> tuple[int, list[Stored]]:
+    """(partition, its messages) of the task topic partition holding `task_id`."""
+    bootstrap = settings.kafka_bootstrap
+    count = len(partitions(bootstrap, topics.task))
+    hint = partition_for(task_id, count)
+    held = read_partitions(bootstrap, [(topics.task, hint)])
+    if any(m.key == task_id.encode() for m in held):
+        return hint, held
+    for p in range(count):
+        if p == hint:
+            continue
+        held = read_partitions(bootstrap, [(topics.task, p)])
+        if any(m.key == task_id.encode() for m in held):
+            return p, held
+    raise TaskNotFound(f"no event of task {task_id} on {topics.task}")
+
+
+def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | None = None,
+               trusted: tuple[str, ...] = (), registry: str | None = None) -> Report:
+    bootstrap = settings.kafka_bootstrap
+    proof = read_partitions(bootstrap, [(topics.proof, p)
+                                        for p in partitions(bootstrap, topics.proof)])
+    if task_id is not None:
+        partition, events = _task_stream(settings, topics, task_id)
+        stream = stream_id(topics.task, partition)
+        evidence = Evidence(events=events, complete={stream},
+                            proof_events=[m for m in proof if m.key == stream.encode()])
+    else:
+        wanted = [(t, p) for t in (*topics.events, *topics.commands)
+                  for p in partitions(bootstrap, t)]
+        events = read_partitions(bootstrap, wanted)
+        complete = {stream_id(t, p) for t, p in wanted if t in topics.events}
+        evidence = Evidence(events=events, complete=complete, proof_events=proof)
+    return audit(evidence, _codec(settings).decode, trusted, _chain(settings), registry)
+
+
+def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
+                registry: str | None = None, now: datetime | None = None) -> Bundle:
+    codec = _codec(settings)
+    chain = _chain(settings)
+    partition, held = _task_stream(settings, topics, task_id)
+    stream = stream_id(topics.task, partition)
+    bootstrap = settings.kafka_bootstrap
+    proof = [m for m in read_partitions(bootstrap, [(topics.proof, p) for p in
+                                                    partitions(bootstrap, topics.proof)])
+             if m.key == stream.encode()]
+    tree = MerkleTree(leaf_data(m.value) for m in held)
+    checkpoints: list[CheckpointSigned] = []
+    confirmed: list[AnchorConfirmed] = []
+    registries: dict[str, str] = {}
+    for m in proof:
+        record = codec.decode(m.value)
+        if isinstance(record, CheckpointSigned):
+            checkpoints.append(record)
+        elif isinstance(record, AnchorConfirmed):
+            confirmed.append(record)
+        elif isinstance(record, AnchorSubmitted):
+            registries[record.request_id] = record.anchor_address
+    anchored = {a.tree_size for a in confirmed}
+    events, proofs = [], []
+    for index, m in enumerate(held):
+        if m.key != task_id.encode():
+            continue
+        events.append(m)
+        covering = [c for c in checkpoints if c.tree_size > index and c.tree_size <= tree.size
+                    and hex32(tree.root(c.tree_size)) == c.root]
+        chosen = (max((c for c in covering if c.tree_size in anchored),
+                      key=lambda c: c.tree_size, default=None)
+                  or max(covering, key=lambda c: c.tree_size, default=None))
+        if chosen is not None:
+            path = tuple(hex32(h) for h in tree.inclusion_proof(index, chosen.tree_size))
+            proofs.append(InclusionProof(m.topic, m.partition, m.offset, index,
+                                         chosen.tree_size, path))
+    receipts = []
+    for a in confirmed:
+        address = registry or registries.get(a.request_id)
+        if address is None:
+            continue
+        receipt = chain.receipt(a.tx_hash) or {}
+        receipts.append(AnchorReceipt(
+            stream_id=a.stream_id, tree_size=a.tree_size, root=a.root, chain_id=a.chain_id,
+            registry=address, tx_hash=a.tx_hash,
+            block_number=receipt.get("block_number", a.block_number),
+            block_hash=receipt.get("block_hash", a.block_hash),
+            root_on_chain=chain(address, a.stream_id, a.tree_size)))
+    schemas = {}
+    for m in (*events, *proof):
+        try:
+            schema_id = schema_id_of(m.value)
+        except OmcError:
+            continue
+        schemas[schema_id] = codec.writer(schema_id).schema
+    evidence = Evidence(events=events, proof_events=proof, proofs=proofs, receipts=receipts)
+    return Bundle(task_id=task_id,
+                  exported_at=(now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+                  evidence=evidence, schemas=schemas,
+                  notary=sorted({c.signer for c in checkpoints}))
+
+
+def verify_bundle(bundle: Bundle, *, chain: ChainRoots | None = None,
+                  trusted: tuple[str, ...] = (), registry: str | None = None) -> Report:
+    codec = Codec(BundleRegistry(bundle.schemas))  # type: ignore[arg-type]
+    live = chain
+    if live is not None and not live.reachable:
+        live = None
+    return audit(bundle.evidence, codec.decode, trusted, live, registry)

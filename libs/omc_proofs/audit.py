@@ -1,0 +1,362 @@
+"""The audit: everything `omc audit verify` checks, over evidence already in memory.
+
+    audit(evidence, decode, trusted=(), chain=None) -> Report
+
+Evidence is what the log (or a bundle) holds: event messages as stored (topic, partition,
+offset, key, value), the proof topic's messages, inclusion proofs for events whose stream is
+not complete, and recorded anchor receipts. The checks:
+
+    per stream   offsets strictly increasing; every hash, sequence and prev_hash
+                 (omc_events.chain.verify); inference signatures (omc_llm.attest)
+    proof log    its own hash chain; every checkpoint's digest and signature (by a trusted
+                 notary when `trusted` is given); consecutive checkpoints of a stream follow
+                 each other (sizes, roots) and their consistency proofs verify
+    complete     the tree recomputed from the leaves has each checkpoint's root, and each
+    streams      checkpoint's offsets; no checkpoint covers more than the stream holds
+    partial      every event has an inclusion proof against a checkpoint it verifies against,
+    streams      within that checkpoint's signed offset range; every proof has its event
+    anchors      each AnchorConfirmed names a signed checkpoint's root, and the chain's
+                 AnchorRegistry.rootOf(stream, size) holds that root (or, offline, the
+                 recorded receipt says so, and the report says it was not checked live)
+
+Each problem is a `Finding` with a stable `code` (see CODES) and the place it was found.
+Pure: the chain is asked through `chain`, a callable given by the caller.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+
+from omc_events.chain import verify as verify_chain
+from omc_events.record import Record
+from omc_events.records import (
+    AnchorConfirmed,
+    AnchorSubmitted,
+    CheckpointSigned,
+    InferenceCompleted,
+)
+from omc_llm.attest import verify_inference
+from omc_proofs.checkpoint import checkpoint_problems, hex32, stream_id, unhex32
+from omc_proofs.leaves import leaf_data
+from omc_proofs.merkle import MerkleTree, verify_consistency, verify_inclusion
+
+CODES = {
+    "unreadable": "the message is not a readable event of the contract",
+    "order": "offsets are not in increasing order",
+    "hash": "the event's hash does not match its bytes",
+    "sequence": "the aggregate's sequence has a gap or is out of order",
+    "prev_hash": "prev_hash is not the previous event's hash",
+    "inference_signature": "the inference's digest or signature does not verify",
+    "checkpoint_signature": "the checkpoint's digest or signature does not verify",
+    "checkpoint_untrusted": "the checkpoint is signed by a key that is not a trusted notary",
+    "checkpoint_gap": "a checkpoint does not follow the stream's previous one",
+    "consistency": "a consistency proof between checkpoints does not verify",
+    "checkpoint_root": "the events' Merkle root is not the signed root",
+    "checkpoint_range": "the signed offset range does not match the events",
+    "truncated": "the stream holds fewer events than a checkpoint covers",
+    "inclusion": "an inclusion proof does not verify against its checkpoint",
+    "missing_proof": "an event has no inclusion proof",
+    "missing_event": "an inclusion proof names an event that is not there",
+    "anchor_mismatch": "an anchor names a root no signed checkpoint has",
+    "not_anchored": "the chain does not hold the anchored root",
+}
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A message as the log stores it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+    @property
+    def stream(self) -> str:
+        return stream_id(self.topic, self.partition)
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    topic: str
+    partition: int
+    offset: int
+    leaf_index: int
+    tree_size: int
+    path: tuple[str, ...]
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+@dataclass(frozen=True)
+class AnchorReceipt:
+    """A recorded copy of what the chain said about an anchor when it was exported."""
+
+    stream_id: str
+    tree_size: int
+    root: str
+    chain_id: int
+    registry: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    root_on_chain: str | None
+
+
+@dataclass
+class Evidence:
+    events: list[Stored] = field(default_factory=list)
+    complete: set[str] = field(default_factory=set)  # stream ids held whole from offset 0
+    proof_events: list[Stored] = field(default_factory=list)
+    proofs: list[InclusionProof] = field(default_factory=list)
+    receipts: list[AnchorReceipt] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    where: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.detail} [{self.code}]"
+
+
+@dataclass
+class Report:
+    events: int = 0
+    proof_events: int = 0
+    checkpoints: int = 0
+    inferences: int = 0
+    proofs: int = 0
+    anchors_on_chain: int = 0
+    anchors_recorded: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    status: dict[str, str] = field(default_factory=dict)  # event where -> proof status
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}
+
+    def add(self, code: str, where: str, detail: str) -> None:
+        self.findings.append(Finding(code, where, detail))
+
+
+# (registry, stream id, tree size) -> the root the chain holds ("0x00…" when none), or None
+# when the chain cannot be asked.
+ChainRoots = Callable[[str, str, int], str | None]
+ZERO32 = "0x" + "00" * 32
+
+
+def _chain_code(problem: str) -> str:
+    if problem.startswith("unreadable"):
+        return "unreadable"
+    if problem.startswith("hash"):
+        return "hash"
+    if problem.startswith("sequence"):
+        return "sequence"
+    return "prev_hash"
+
+
+def _check_chains(messages: list[Stored], report: Report) -> None:
+    by_partition: dict[tuple[str, int], list[Stored]] = defaultdict(list)
+    for m in messages:
+        by_partition[(m.topic, m.partition)].append(m)
+    for group in by_partition.values():
+        last = -1
+        for m in group:
+            if m.offset <= last:
+                report.add("order", m.where, f"offset {m.offset} after {last}")
+            last = max(last, m.offset)
+        _, problems = verify_chain((m.where, m.value[5:]) for m in group)
+        for problem in problems:
+            report.add(_chain_code(problem.problem), problem.where,
+                       f"{problem.aggregate} seq {problem.sequence}: {problem.problem}")
+
+
+def _decode_all(messages: Iterable[Stored], decode: Callable[[bytes], Record],
+                report: Report) -> list[tuple[Stored, Record]]:
+    decoded = []
+    for m in messages:
+        try:
+            decoded.append((m, decode(m.value)))
+        except Exception as error:  # any failure to decode is a finding, never a crash
+            report.add("unreadable", m.where, f"does not decode: {error}")
+    return decoded
+
+
+def audit(evidence: Evidence, decode: Callable[[bytes], Record],
+          trusted: Collection[str] = (), chain: ChainRoots | None = None,
+          registry: str | None = None) -> Report:
+    """Verify `evidence`; `registry` pins the AnchorRegistry (else the one anchors name)."""
+    report = Report(events=len(evidence.events), proof_events=len(evidence.proof_events))
+    _check_chains(evidence.events, report)
+    events_by_stream: dict[str, list[Stored]] = defaultdict(list)
+    for m in evidence.events:
+        events_by_stream[m.stream].append(m)
+    for m, record in _decode_all(evidence.events, decode, report):
+        if isinstance(record, InferenceCompleted):
+            report.inferences += 1
+            if not verify_inference(record):
+                report.add("inference_signature", m.where,
+                           f"inference {record.inference_id}: digest or signature by "
+                           f"{record.signer} does not verify")
+
+    # -- the proof log ---------------------------------------------------------------------
+    _check_chains(evidence.proof_events, report)
+    checkpoints: dict[str, list[tuple[Stored, CheckpointSigned]]] = defaultdict(list)
+    anchors: list[tuple[Stored, AnchorConfirmed]] = []
+    submitted: dict[str, AnchorSubmitted] = {}
+    for m, record in _decode_all(evidence.proof_events, decode, report):
+        if isinstance(record, CheckpointSigned):
+            checkpoints[record.stream_id].append((m, record))
+        elif isinstance(record, AnchorConfirmed):
+            anchors.append((m, record))
+        elif isinstance(record, AnchorSubmitted):
+            submitted[record.request_id] = record
+    signed: dict[tuple[str, int], str] = {}  # (stream, size) -> root of a valid checkpoint
+    ranges: dict[str, list[CheckpointSigned]] = {}
+    for stream, items in checkpoints.items():
+        previous: CheckpointSigned | None = None
+        for m, cp in items:
+            report.checkpoints += 1
+            good = True
+            for problem in checkpoint_problems(cp, trusted):
+                good = False
+                code = ("checkpoint_untrusted" if "trusted" in problem
+                        else "checkpoint_signature")
+                report.add(code, m.where, f"checkpoint {stream} size {cp.tree_size}: {problem}")
+            before = previous.tree_size if previous else 0
+            before_root = previous.root if previous else None
+            if cp.previous_tree_size != before or cp.previous_root != before_root:
+                good = False
+                report.add("checkpoint_gap", m.where,
+                           f"checkpoint {stream} size {cp.tree_size} says it follows size "
+                           f"{cp.previous_tree_size}, but the previous one is size {before}")
+            elif before and not _consistent(before, cp):
+                good = False
+                report.add("consistency", m.where,
+                           f"checkpoint {stream}: the tree of size {cp.tree_size} does not "
+                           f"extend the tree of size {before}")
+            if good:
+                signed[(stream, cp.tree_size)] = cp.root
+            previous = cp
+        ranges[stream] = [cp for _, cp in items]
+
+    # -- complete streams: recompute the trees ---------------------------------------------
+    for stream in evidence.complete:
+        held = events_by_stream.get(stream, [])
+        tree = MerkleTree(leaf_data(m.value) for m in held)
+        offsets = [m.offset for m in held]
+        for cp in ranges.get(stream, []):
+            where = f"checkpoint {stream} size {cp.tree_size}"
+            if cp.tree_size > tree.size:
+                report.add("truncated", where, f"the stream holds {tree.size} events; the "
+                           f"checkpoint covers {cp.tree_size} (events were removed)")
+                continue
+            if hex32(tree.root(cp.tree_size)) != cp.root:
+                report.add("checkpoint_root", where, "the root of the stream's first "
+                           f"{cp.tree_size} events is not the signed root")
+            elif (offsets[cp.previous_tree_size] != cp.first_offset
+                  or offsets[cp.tree_size - 1] != cp.last_offset):
+                report.add("checkpoint_range", where, "the signed offsets "
+                           f"{cp.first_offset}..{cp.last_offset} are not the events' offsets")
+        covered = max((cp.tree_size for cp in ranges.get(stream, [])), default=0)
+        for index, m in enumerate(held):
+            report.status[m.where] = ("checkpointed" if index < covered
+                                      else "not yet checkpointed")
+        if covered < tree.size:
+            report.notes.append(f"{stream}: {tree.size - covered} newest event(s) not yet "
+                                "covered by a checkpoint")
+
+    # -- partial streams: inclusion proofs ---------------------------------------------------
+    proofs = {(p.topic, p.partition, p.offset): p for p in evidence.proofs}
+    held_keys = set()
+    for m in evidence.events:
+        if m.stream in evidence.complete:
+            continue
+        held_keys.add((m.topic, m.partition, m.offset))
+        proof = proofs.get((m.topic, m.partition, m.offset))
+        if proof is None:
+            report.add("missing_proof", m.where, "no inclusion proof for this event")
+            continue
+        report.proofs += 1
+        root = signed.get((m.stream, proof.tree_size))
+        if root is None:
+            report.add("inclusion", m.where, f"its proof is against size {proof.tree_size}, "
+                       "which no valid signed checkpoint of the stream has")
+            continue
+        try:
+            path = [unhex32(h) for h in proof.path]
+        except ValueError:
+            path = None
+        if path is None or not verify_inclusion(leaf_data(m.value), proof.leaf_index,
+                                                proof.tree_size, path, unhex32(root)):
+            report.add("inclusion", m.where, f"not included at leaf {proof.leaf_index} of "
+                       f"the signed tree of size {proof.tree_size}")
+            continue
+        adding = next((cp for cp in ranges.get(m.stream, [])
+                       if cp.previous_tree_size <= proof.leaf_index < cp.tree_size), None)
+        if adding is None or not adding.first_offset <= m.offset <= adding.last_offset:
+            report.add("checkpoint_range", m.where, f"leaf {proof.leaf_index} is not at "
+                       "this offset in any signed range")
+            continue
+        report.status[m.where] = f"included in checkpoint size {proof.tree_size}"
+    for key, proof in proofs.items():
+        if key not in held_keys:
+            report.add("missing_event", proof.where, f"an inclusion proof (leaf "
+                       f"{proof.leaf_index}) names this event, which is not there")
+
+    # -- anchors ---------------------------------------------------------------------------
+    receipts = {(r.stream_id, r.tree_size): r for r in evidence.receipts}
+    live_note = False
+    for m, anchor in anchors:
+        where = f"{m.where} anchor {anchor.stream_id} size {anchor.tree_size}"
+        if signed.get((anchor.stream_id, anchor.tree_size)) != anchor.root:
+            report.add("anchor_mismatch", where, f"root {anchor.root} is not the root of a "
+                       "valid signed checkpoint of that size")
+            continue
+        request = submitted.get(anchor.request_id)
+        address = registry or (request.anchor_address if request else None)
+        on_chain = chain(address, anchor.stream_id, anchor.tree_size) \
+            if chain and address else None
+        if on_chain is not None:
+            report.anchors_on_chain += 1
+        else:
+            recorded = receipts.get((anchor.stream_id, anchor.tree_size))
+            on_chain = recorded.root_on_chain if recorded else None
+            if on_chain is None:
+                report.add("not_anchored", where, "the chain cannot be asked and no "
+                           "receipt was recorded")
+                continue
+            report.anchors_recorded += 1
+            live_note = True
+        if on_chain.lower() != anchor.root.lower():
+            report.add("not_anchored", where,
+                       "the chain holds no such root" if on_chain == ZERO32
+                       else f"the chain holds {on_chain}, not {anchor.root}")
+    if live_note:
+        report.notes.append("the chain was not reachable: anchors were checked against the "
+                            "receipts recorded in the bundle, not live")
+    return report
+
+
+def _consistent(before: int, cp: CheckpointSigned) -> bool:
+    try:
+        return verify_consistency(before, cp.tree_size, unhex32(cp.previous_root or ""),
+                                  unhex32(cp.root), [unhex32(h) for h in cp.consistency_proof])
+    except ValueError:
+        return False

@@ -1,0 +1,112 @@
+"""The notary on fresh topics: checkpoints over real-format events, contiguous across a
+restart, anchored on anvil through the TxRequested / TxConfirmed round trip, and the audit
+of the log passing (and failing when a stored event is changed)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from omc_audit.verify import verify_log
+from omc_chain.artifacts import load_artifact
+from omc_chain.deploy import deploy_contract, send_call
+from omc_events.records import AnchorConfirmed, AnchorSubmitted, CheckpointSigned
+from omc_proofs.checkpoint import checkpoint_problems
+from tests.support.auditlog import AuditLog
+
+pytestmark = pytest.mark.integration
+
+
+def _checkpoints(log: AuditLog) -> dict[str, list[CheckpointSigned]]:
+    found: dict[str, list[CheckpointSigned]] = {}
+    for record in log.proof_records():
+        if isinstance(record, CheckpointSigned):
+            found.setdefault(record.stream_id, []).append(record)
+    return found
+
+
+def test_checkpoints_are_contiguous_across_a_restart_and_the_log_verifies(settings,
+                                                                          fresh_topic):
+    log = AuditLog(settings, fresh_topic)
+    log.tasks(6, random.Random(1))
+    notary = log.notary(every_events=4)
+    log.settle(notary)
+    notary.close()
+    first = _checkpoints(log)
+    assert first, "no checkpoint written"
+    log.tasks(5, random.Random(2))
+    restarted = log.notary(every_events=4)  # state from the proof topic and the event topics
+    log.settle(restarted, tick=61)  # and the time trigger closes every stream
+    restarted.close()
+    streams = _checkpoints(log)
+    for stream, checkpoints in streams.items():
+        sizes = [c.tree_size for c in checkpoints]
+        assert sizes == sorted(set(sizes)), f"{stream}: duplicate or reordered {sizes}"
+        assert [c.previous_tree_size for c in checkpoints] == [0, *sizes[:-1]]  # no gap
+        assert all(checkpoint_problems(c, [log.key.address]) == [] for c in checkpoints)
+        assert checkpoints[:len(first.get(stream, []))] == first.get(stream, [])
+    task_sizes = {s: c[-1].tree_size for s, c in streams.items()}
+    report = verify_log(settings, log.topics, trusted=(log.key.address,))
+    assert report.ok, [str(f) for f in report.findings]
+    assert report.checkpoints == sum(len(c) for c in streams.values())
+    assert report.inferences == log.inferences > 0
+    assert sum(task_sizes.values()) == report.events  # every event is covered
+    assert not report.notes
+
+
+def test_a_changed_event_fails_the_audit_of_the_log(settings, fresh_topic):
+    log = AuditLog(settings, fresh_topic, task_partitions=1)
+    task_id, _ = log.task(events=4)
+    notary = log.notary(every_events=4)
+    log.settle(notary)
+    notary.close()
+    # the same key and offset cannot be rewritten in Kafka: a forged copy appended instead
+    # is a new leaf and a broken chain, which the audit reports
+    log.heads.pop(task_id)
+    log.task(task_id=task_id, events=1)  # a second chain start for the same aggregate
+    report = verify_log(settings, log.topics, task_id=task_id, trusted=(log.key.address,))
+    assert not report.ok
+    assert {"sequence", "prev_hash"} <= report.codes()
+    assert any("@4" in f.where for f in report.findings)
+
+
+def test_roots_are_anchored_through_tx_requests_and_confirmed(settings, fresh_topic, web3,
+                                                              funded_account):
+    registry = deploy_contract(web3, funded_account, load_artifact("AnchorRegistry"))
+    log = AuditLog(settings, fresh_topic, task_partitions=1)
+    task_id, _ = log.task(events=5)
+    notary = log.notary(every_events=5, anchor_sender=funded_account.address,
+                        registry=registry)
+    log.settle(notary)
+    requests = log.tx_requests()
+    assert len(requests) == 1
+    assert requests[0].purpose == "ANCHOR"
+    request = requests[0]
+    assert request.to == registry
+    assert request.sender == funded_account.address
+    # what the tx manager and the watcher do with it
+    receipt = send_call(web3, funded_account, request.to, request.data)
+    log.confirm(request, "0x" + bytes(receipt["transactionHash"]).hex().removeprefix("0x"),
+                receipt["blockNumber"],
+                "0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"))
+    log.settle(notary)
+    notary.close()
+    records = log.proof_records()
+    submitted = [r for r in records if isinstance(r, AnchorSubmitted)]
+    confirmed = [r for r in records if isinstance(r, AnchorConfirmed)]
+    assert len(submitted) == 1
+    assert len(confirmed) == 1
+    assert confirmed[0].request_id == request.request_id
+    assert confirmed[0].root == submitted[0].root
+    # a restart neither re-anchors nor re-confirms: the request is re-sent only while open
+    again = log.notary(every_events=5, anchor_sender=funded_account.address,
+                       registry=registry)
+    log.settle(again)
+    again.close()
+    assert len(log.tx_requests()) == 1
+    assert len([r for r in log.proof_records() if isinstance(r, AnchorConfirmed)]) == 1
+    report = verify_log(settings, log.topics, task_id=task_id, trusted=(log.key.address,),
+                        registry=registry)
+    assert report.ok, [str(f) for f in report.findings]
+    assert report.anchors_on_chain == 1
