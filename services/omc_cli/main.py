@@ -49,7 +49,8 @@ def cli() -> None:
 
 
 # Command groups living in their own modules; each module exports COMMANDS.
-COMMAND_MODULES = ("omc_cli.db", "omc_cli.keys", "omc_cli.client", "omc_cli.chain")
+COMMAND_MODULES = ("omc_cli.db", "omc_cli.keys", "omc_cli.client", "omc_cli.chain",
+                   "omc_cli.k8s", "omc_cli.audit")
 
 cli.add_command(topics)
 cli.add_command(schemas)
