@@ -49,12 +49,17 @@ def _now() -> datetime:
 
 
 def notary_key_from(path: Path) -> NotaryKey:
-    """The checkpoint-signing key from its secret file, made (mode 0600) if it is missing."""
+    """The checkpoint-signing key from its secret file, made (mode 0600) if it is missing;
+    its address is written beside it (<name>.address) for verifiers to pin."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-    return NotaryKey.from_file(path)
+    key = NotaryKey.from_file(path)
+    public = path.with_name(path.stem + ".address")  # for verifiers: the address to trust
+    if not public.exists() or public.read_text().strip() != key.address:
+        public.write_text(key.address + "\n", encoding="utf-8")
+    return key
 
 
 class NotaryProcess:
