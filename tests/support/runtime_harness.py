@@ -217,6 +217,8 @@ class RuntimeHarness:
                                limits=limits or Limits(), clock=self.clock)
         self.runtime.active = True
         self.strict = strict
+        self.last_task: str | None = None
+        """The task of the last `run()`."""
         self._delivered: dict[str, int] = defaultdict(int)
         self._ids = 0
         self._errors = _Errors()
@@ -255,7 +257,7 @@ class RuntimeHarness:
                 **fields: Any) -> Record:
         """A sealed command as the gateway writes it (sequence 0, its own hash)."""
         event_id = self.new_id("command")
-        aggregate_type = "task" if "task_id" in fields and cls is not RegisterAgent else "agent"
+        aggregate_type = "task" if "task_id" in fields else "agent"
         aggregate_id = fields.get("task_id") if aggregate_type == "task" else fields["agent_id"]
         meta = EventMeta(event_id=event_id, event_type=cls.SCHEMA, schema_version=1,
                          aggregate_type=aggregate_type, aggregate_id=str(aggregate_id),
@@ -266,9 +268,8 @@ class RuntimeHarness:
 
     def send(self, command: Record) -> Record:
         """Put a command on omc.commands.v1 (delivered by the next `settle()`)."""
-        key = getattr(command, "task_id", None) if not isinstance(command, RegisterAgent) \
-            else None
-        self.writer.put(COMMANDS, command, key or getattr(command, "agent_id", ""))
+        key = command.meta.aggregate_id  # type: ignore[attr-defined]  # task or agent id
+        self.writer.put(COMMANDS, command, key)
         return command
 
     def register(self, policy: Policy, *, tenant: str = TENANT, signer: str = SIGNER,

@@ -42,6 +42,16 @@ class FakeDeadLetters:
                           message.value(), error))
 
 
+async def until(condition: Any, what: str) -> None:
+    """Wait for the agent to get there (it takes the stream in batches of up to BATCH_WAIT
+    seconds); the bound only turns a hang into a failure, it is not what is tested."""
+    for _ in range(int(60 / BATCH_WAIT)):
+        if condition():
+            return
+        await asyncio.sleep(BATCH_WAIT)
+    raise AssertionError(f"the agent never got there: {what}")
+
+
 def make_agent(codec: Codec, harness: RuntimeHarness, dead: FakeDeadLetters,
                ready: asyncio.Event) -> Any:
     # the broker is never contacted: test_context feeds the agent directly
@@ -63,7 +73,7 @@ def test_an_encoded_submit_task_reaches_the_runtime(codec: Codec) -> None:
                                  instruction=f"balance of {BOB}", chain_id=31337)
         async with agent.test_context() as context:
             await context.put(key=submit.task_id.encode(), value=codec.encode(COMMANDS, submit))
-            await asyncio.sleep(BATCH_WAIT * 10)  # the agent takes the stream in batches
+            await until(lambda: harness.task_events(submit.task_id), "the SubmitTask answered")
         await harness.settle()
         return harness, submit.task_id
 
@@ -86,10 +96,11 @@ def test_garbage_is_dead_lettered_and_the_agent_goes_on(codec: Codec) -> None:
                                  agent_id=harness.new_id("agent"), instruction="hi",
                                  chain_id=31337)
         async with agent.test_context() as context:
-            await context.put(key=b"k", value=b"\x00not avro at all")
-            await context.put(key=b"k", value=b"{}")
-            await context.put(key=submit.task_id.encode(), value=codec.encode(COMMANDS, submit))
-            await asyncio.sleep(BATCH_WAIT * 10)  # the agent takes the stream in batches
+            key = submit.task_id.encode()  # one key: handled in order, garbage first
+            await context.put(key=key, value=b"\x00not avro at all")
+            await context.put(key=key, value=b"{}")
+            await context.put(key=key, value=codec.encode(COMMANDS, submit))
+            await until(lambda: harness.task_events(submit.task_id), "the SubmitTask answered")
         return harness, dead, submit.task_id
 
     harness, dead, task_id = asyncio.run(scenario())
@@ -117,6 +128,8 @@ def test_nothing_is_handled_before_the_views_are_ready(codec: Codec) -> None:
             before = list(harness.writer.records("omc.task.events.v1"))
             ready.set()
             await put
+            await until(lambda: harness.writer.records("omc.task.events.v1"),
+                        "the SubmitTask answered once ready")
         return [before, harness.writer.records("omc.task.events.v1")]
 
     before, after = asyncio.run(scenario())
