@@ -528,10 +528,22 @@ def _evaluate(state: TaskState, current: ActionState, agent, now: datetime,
         value_wei=action.value_wei, approval_threshold_wei=threshold,
         policy_version=agent.policy.version,
         reason=f"value {action.value_wei} wei is above the approval threshold {threshold} wei",
-        expires_at=now + timedelta(seconds=limits.approval_seconds),
+        expires_at=_approval_expiry(state, now, limits),
         action_hash=action_hash(action),
         preview_json=preview_json(action, agent.policy.max_fee_per_gas_wei))
     return (evaluated, approval)
+
+
+def _approval_expiry(state: TaskState, now: datetime, limits: Limits) -> datetime:
+    """When an approval asked now stops counting: after approval_seconds, but never later
+    than the task itself may run (its wall-time limit, its deadline), so the time an approver
+    is shown is the time they really have."""
+    submitted = state.submitted
+    ends = [now + timedelta(seconds=limits.approval_seconds),
+            submitted.meta.occurred_at + timedelta(seconds=limits.wall_seconds)]
+    if submitted.deadline is not None:
+        ends.append(submitted.deadline)
+    return min(ends)
 
 
 def _facts(state: TaskState, agent, now: datetime, exclude: Action) -> PolicyFacts:

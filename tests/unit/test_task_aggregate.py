@@ -356,7 +356,8 @@ def test_an_action_over_the_threshold_asks_for_approval_bound_to_its_hash() -> N
     assert '"to":"' + BOB + '"' in approval.preview_json
     assert (approval.value_wei, approval.approval_threshold_wei) == (
         str(ETHER // 2), str(ETHER // 10))
-    assert approval.expires_at == NOW + timedelta(seconds=LIMITS.approval_seconds)
+    # the wall time (600 s) ends the task before approval_seconds (3600 s) would
+    assert approval.expires_at == NOW + timedelta(seconds=LIMITS.wall_seconds)
     assert story.state.status == Status.AWAITING_APPROVAL
     assert story.step() == Wait("approval")
 
@@ -748,3 +749,20 @@ def test_a_new_judgement_voids_an_earlier_approval() -> None:
     assert isinstance(asked, ApprovalRequested)
     assert story.state.status == Status.AWAITING_APPROVAL
     assert story.step() == Wait("approval")
+
+
+@pytest.mark.parametrize(("limits", "deadline", "expected"), [
+    (Limits(wall_seconds=7200, approval_seconds=60), None, 60),
+    (Limits(wall_seconds=600, approval_seconds=3600), None, 600),
+    (Limits(wall_seconds=7200, approval_seconds=3600), 90, 90),
+])
+def test_an_approval_never_outlives_the_task(limits: Limits, deadline: int | None,
+                                             expected: int) -> None:
+    story = Story().submitted(deadline=NOW + timedelta(seconds=deadline) if deadline else None)
+    story.infer(("transfer_native", "{}"))
+    story.propose("transfer_native", {"to": BOB, "value_wei": str(ETHER // 2)})
+    story.agent = agent_state(approval_threshold_wei=str(ETHER // 10))
+
+    _, approval = story.step(limits=limits).records
+
+    assert approval.expires_at == NOW + timedelta(seconds=expected)
