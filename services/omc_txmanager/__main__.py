@@ -25,6 +25,8 @@ log = logging.getLogger("omc_txmanager")
 def main() -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("httpx", "httpx2", "httpcore"):  # one line per JSON-RPC call otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = TxManagerSettings.from_env()
         signers = Signers.from_env(stack_dir=settings.base.stack.dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -15,6 +17,19 @@ from omc_txmanager.manager import SOURCE, Limits, TxManager
 from omc_txmanager.rpc import Rpc
 from omc_txmanager.settings import TxManagerSettings
 
+TX_TOPIC, DEADLETTER_TOPIC = "omc.tx.events.v1", "omc.deadletter.v1"
+
+
+def renamed(catalogue: Catalogue, settings: TxManagerSettings) -> Catalogue:
+    """The catalogue with the tx and dead-letter topics under the names the settings give
+    (the same records and keys; their subjects must be registered under the new names)."""
+    topics = dict(catalogue.topics)
+    for name, standard in ((settings.topic, TX_TOPIC),
+                           (settings.deadletter_topic, DEADLETTER_TOPIC)):
+        if name not in topics:
+            topics[name] = dataclasses.replace(catalogue[standard], name=name)
+    return Catalogue(topics)
+
 
 def build(settings: TxManagerSettings, *, signers: Signers | None = None,
           catalogue: Catalogue | None = None, chain_id: int | None = None,
@@ -24,10 +39,13 @@ def build(settings: TxManagerSettings, *, signers: Signers | None = None,
     maps a fresh topic)."""
     base = settings.base
     registry = SchemaRegistryClient({"url": base.schema_registry_url})
-    codec = Codec(registry, catalogue=catalogue)
+    codec = Codec(registry, catalogue=catalogue or renamed(Catalogue.load(), settings))
     producer = EventProducer(Producer(producer_config(base)), codec, SOURCE)
     consumer = Consumer(consumer_config(base, settings.group, **{
-        "enable.partition.eof": False, "fetch.wait.max.ms": 50}))
+        "enable.partition.eof": False, "fetch.wait.max.ms": 50,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(1000, settings.session_timeout_ms // 5),
+        **({"group.instance.id": settings.instance_id} if settings.instance_id else {})}))
     rpc = rpc or Rpc(list(settings.endpoints), timeout=settings.rpc_timeout,
                      retries=settings.rpc_retries)
     if signers is None:

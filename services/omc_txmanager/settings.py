@@ -13,6 +13,11 @@
     OMC_TXMANAGER_BATCH                most messages per consumed batch (500)
     OMC_TXMANAGER_RPC_TIMEOUT          seconds per JSON-RPC call (10)
     OMC_TXMANAGER_RPC_RETRIES          rounds over every endpoint before giving up (3)
+    OMC_TXMANAGER_SESSION_TIMEOUT_MS   how long a vanished instance keeps its partitions
+                                       before the group hands them on (10000; >= 6000)
+    OMC_TXMANAGER_INSTANCE_ID          static group membership (e.g. the pod name): a
+                                       restarted instance gets its partitions back at once
+                                       (empty: dynamic membership)
     OMC_TXMANAGER_METRICS_PORT         Prometheus /metrics on 127.0.0.1 (0: off, default)
     keys: OMC_TXMANAGER_KEYSTORE_DIR, OMC_TXMANAGER_KEYSTORE_PASSWORD_FILE,
           OMC_TXMANAGER_KEY_FILES (see omc_chain.signer); none set: the local stack's
@@ -46,6 +51,8 @@ class TxManagerSettings:
     rpc_timeout: int
     rpc_retries: int
     metrics_port: int
+    session_timeout_ms: int
+    instance_id: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TxManagerSettings:
@@ -72,6 +79,9 @@ class TxManagerSettings:
             rpc_timeout=options.number("OMC_TXMANAGER_RPC_TIMEOUT", 10, 1, 600),
             rpc_retries=options.number("OMC_TXMANAGER_RPC_RETRIES", 3, 0, 100),
             metrics_port=options.number("OMC_TXMANAGER_METRICS_PORT", 0, 0, 65535),
+            session_timeout_ms=options.number("OMC_TXMANAGER_SESSION_TIMEOUT_MS", 10_000,
+                                              6000, 3_600_000),
+            instance_id=options.text("OMC_TXMANAGER_INSTANCE_ID", "") or None,
         )
         options.check()
         return settings
