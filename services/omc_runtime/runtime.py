@@ -81,6 +81,10 @@ TASK_COMMANDS = (SubmitTask, CancelTask, ApproveAction, RejectAction)
 AGENT_COMMANDS = (RegisterAgent, SetPolicy, ReserveBudget, ReleaseBudget)
 INTERNAL_COMMANDS = (ReserveBudget, ReleaseBudget)
 STEPS_PER_WAKE = 64
+MAX_RECORDED_CHARS = 262_144
+"""Most characters of one model answer (text and tool calls) or one read result recorded.
+Kafka refuses a message above about 1 MiB, and an answer that cannot be recorded would be
+asked for again, and paid for again, on every wake: a bigger one is recorded as a failure."""
 REQUEST_POSITION = 1000
 """Position (for its derived id) of a TxRequested among what its ReserveBudget caused, past
 any agent event the same command causes."""
@@ -292,6 +296,7 @@ class Runtime:
         try:
             with metrics.INFERENCE.time():
                 output = await self.model.complete(request)
+            _check_recordable(output)
         except InferenceError as error:
             await self._append_task(state.task_id, [InferenceFailed(
                 meta=DRAFT, task_id=state.task_id, inference_id=requested.inference_id,
@@ -337,6 +342,10 @@ class Runtime:
 
     async def _read(self, state: tasks.TaskState, action: Action) -> None:
         result = await read(self.reader, action)
+        if len(result.result_json) > MAX_RECORDED_CHARS:
+            result = ReadResult(False, canonical_json({
+                "error": f"the result is {len(result.result_json)} characters, more than the "
+                         f"{MAX_RECORDED_CHARS} the runtime records"}), result.block_number)
         await self._append_task(state.task_id, [ToolResultRecorded(
             meta=DRAFT, task_id=state.task_id, action_id=action.action_id,
             tool_call_id=action.tool_call_id, ok=result.ok, result_json=result.result_json,
@@ -369,6 +378,16 @@ async def read(reader: ChainReader, action: Action) -> ReadResult:
     if action.function_signature == BALANCE_READ:
         return await reader.get_balance(action.to)
     return await reader.read_action(action)
+
+
+def _check_recordable(output: Any) -> None:
+    """InferenceError (bad_response) when the answer is too big to be recorded."""
+    size = len(output.response_text) + sum(len(c.call_id) + len(c.name) + len(c.arguments_json)
+                                           for c in output.tool_calls)
+    if size > MAX_RECORDED_CHARS:
+        raise InferenceError(f"the model's answer is {size} characters, more than the "
+                             f"{MAX_RECORDED_CHARS} the runtime records",
+                             error_type="bad_response", retryable=False)
 
 
 def _cause(command: Any) -> Cause:
