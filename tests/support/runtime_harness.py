@@ -3,7 +3,9 @@ attestor, with in-memory stand-ins for the two adapters that do I/O.
 
     MemoryWriter   Writer's interface (append, request): the same envelope, ids and sealing
                    (omc_events.chain.seal / seal_command with the real Schemas), each record
-                   round-tripped through its Avro schema, kept per topic in write order
+                   round-tripped through its Avro schema, kept per topic in write order; a
+                   record above Kafka's default 1 MiB is refused (DeliveryFailed) as the
+                   broker refuses it
     MemoryReader   ChainReader's reads the runtime uses (get_balance, read_action), answered
                    from dicts of balances and contract returns, results shaped as the real
                    reader shapes them
@@ -57,6 +59,7 @@ from omc_events.records import (
     TxFailureCode,
     TxRequested,
 )
+from omc_kafka.producer import DeliveryFailed
 from omc_llm.attest import Attestor
 from omc_llm.model import LanguageModel
 from omc_llm.planner import LocalPlanner
@@ -70,6 +73,9 @@ USER = "key:tests"
 SIGNER = "0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199"
 """The agents' transaction account in these tests (an address only: no key anywhere)."""
 MAX_ROUNDS = 10_000
+MAX_MESSAGE_BYTES = 1_048_576
+"""Kafka's default message.max.bytes (about 1 MiB): a bigger record is refused, as the
+broker refuses it."""
 
 
 class Clock:
@@ -134,6 +140,11 @@ class MemoryWriter:
         self._keep(topic, [record], key)
 
     def _keep(self, topic: str, records: list[Record], key: str) -> None:
+        for record in records:
+            body = self.schemas.encode(record)
+            if len(body) > MAX_MESSAGE_BYTES:
+                raise DeliveryFailed(f"{topic}: {record.SCHEMA} of {len(body)} bytes: "
+                                     "Broker: Message size too large")
         for record in records:
             back = type(record).from_avro(
                 self.schemas.decode(record.SCHEMA, self.schemas.encode(record)))

@@ -150,3 +150,47 @@ def test_two_writes_in_one_answer_are_requested_one_after_the_other() -> None:
     assert isinstance(done, TaskCompleted)
     assert len(done.tx_hashes) == 2
     assert done.summary == "paid both"
+
+
+class Verbose:
+    """A model whose answer is bigger than a Kafka message; counts its calls."""
+
+    name = "verbose"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, request: InferenceInput) -> InferenceOutput:
+        self.calls += 1
+        return InferenceOutput(model="m", response_text="z" * 2_000_000)
+
+
+def test_an_answer_too_big_to_record_fails_the_task_after_one_call() -> None:
+    model = Verbose()
+    harness = RuntimeHarness(model=model)
+
+    async def scenario() -> None:
+        await harness.run(f"balance of {BOB}", make_policy())
+        harness.runtime.wake_all()  # the timer must not call the model again
+        await harness.settle()
+
+    asyncio.run(scenario())
+
+    events = harness.task_events()
+    assert [type(e).__name__ for e in events] == [
+        "TaskSubmitted", "InferenceRequested", "InferenceFailed", "TaskFailed"]
+    assert events[2].error_type == "bad_response"
+    assert events[-1].code == TaskFailureCode.INFERENCE_FAILED
+    assert model.calls == 1
+
+
+def test_a_read_result_too_big_to_record_is_recorded_as_a_failed_read() -> None:
+    harness = RuntimeHarness(returns={(CAROL, "name()"): ["n" * 2_000_000]})
+
+    events = asyncio.run(harness.run(f"read name()(string) on {CAROL}",
+                                     make_policy(allowed_contracts=(CAROL,))))
+
+    (result,) = [e for e in events if type(e).__name__ == "ToolResultRecorded"]
+    assert not result.ok
+    assert "characters, more than" in result.result_json
+    assert isinstance(events[-1], TaskCompleted)
