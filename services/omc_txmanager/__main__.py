@@ -44,11 +44,12 @@ def main() -> int:
         print(f"omc-txmanager: the RPC endpoints serve chain {chain_id}, OMC_CHAIN_ID is "
               f"{settings.base.chain_id}", file=sys.stderr)
         return 3
+    manager = build(settings, signers=signers, chain_id=chain_id, rpc=rpc)
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    manager = build(settings, signers=signers, chain_id=chain_id, rpc=rpc)
+        start_http_server(settings.metrics_port, addr="127.0.0.1",
+                          registry=manager.metrics.registry)
     stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))

@@ -89,6 +89,7 @@ from omc_events.records import (
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import EventProducer
 from omc_txmanager.fees import market_fees
+from omc_txmanager.metrics import Metrics
 from omc_txmanager.rpc import (
     ExecutionReverted,
     InsufficientFunds,
@@ -142,7 +143,7 @@ class TxManager:
 
     def __init__(self, consumer: Consumer, producer: EventProducer, rpc: Rpc,
                  signers: Signers, *, topic: str, chain_id: int, dead_letters: DeadLetters,
-                 limits: Limits | None = None,
+                 limits: Limits | None = None, metrics: Metrics | None = None,
                  clock: Callable[[], datetime] = _now) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -154,6 +155,7 @@ class TxManager:
         self.topic = topic
         self.chain_id = chain_id
         self.limits = limits or Limits()
+        self.metrics = metrics or Metrics()
         self.clock = clock
         self.states: dict[str, AccountState] = {}
         self.homes: dict[str, int] = {}
@@ -268,6 +270,7 @@ class TxManager:
         try:
             action(*args)
         except ChainUnavailable as error:
+            self.metrics.chain_unavailable.inc()
             log.warning("the chain is unavailable; retrying on the next step: %s", error)
         finally:
             self.producer.flush()  # whatever was written is acknowledged before going on
@@ -400,6 +403,9 @@ class TxManager:
             max_priority_fee_per_gas_wei=str(fees.max_priority), replaces_tx_hash=replaces),
             request_id, cause, position)
         self.counts["signed"] += 1
+        kind = ("replacement" if replaces else "resigned" if position == _BY_TX_RESIGNED
+                else "new")
+        self.metrics.signed.labels(kind).inc()
         return state.txs[tx_hash]
 
     def _sign_replacement(self, state: AccountState, decision: Replace, cause: str,
@@ -422,6 +428,7 @@ class TxManager:
                 old_tx_hash=decision.replaces, new_tx_hash=tx.tx_hash, nonce=tx.nonce,
                 reason=decision.reason), decision.request_id, cause, position)
             self.counts["replaced"] += 1
+            self.metrics.replaced.labels(decision.reason.value).inc()
         return accepted
 
     def _send(self, state: AccountState, tx: SentTx, *, rebroadcast: bool) -> bool:
@@ -474,6 +481,7 @@ class TxManager:
                                       already_known=known),
                    tx.request_id, tx.signed_event_id, attempt)
         self.counts["broadcast"] += 1
+        self.metrics.broadcasts.labels(endpoint, str(known).lower()).inc()
         return True
 
     def _refused(self, state: AccountState, tx: SentTx, code: TxFailureCode,
@@ -488,6 +496,7 @@ class TxManager:
                                    code=failure.code, detail=failure.detail[:2000]),
                    failure.request_id, cause, position)
         self.counts["failed"] += 1
+        self.metrics.failed.labels(failure.code.value).inc()
 
     def _emit(self, state: AccountState, record: Record, request_id: str, cause: str,
               position: int) -> Record:
@@ -511,6 +520,7 @@ class TxManager:
 
     def _tick(self) -> None:
         owned = self._owned()
+        self._gauges(owned)
         if not owned:
             return
         self.head = head = self.rpc.block_number()
@@ -536,6 +546,16 @@ class TxManager:
                     f"cancelled by request {cancel.request_id}: its transaction {by.tx_hash} "
                     f"used nonce {by.nonce}", last.tx_hash if last else None, by.nonce),
                     by.signed_event_id, _BY_TX_CANCELLED)
+
+    def _gauges(self, owned: list[str]) -> None:
+        pending = unsettled = 0
+        for key in owned:
+            for request in self.states[key].requests.values():
+                pending += request.status == accounts.Status.REQUESTED
+                unsettled += request.status == accounts.Status.SIGNED
+        self.metrics.pending.set(pending)
+        self.metrics.unsettled.set(unsettled)
+        self.metrics.rpc_failovers.set(self.rpc.failovers)
 
     def _replace(self, state: AccountState, stuck: list[accounts.RequestState],
                  head: int) -> None:

@@ -245,6 +245,9 @@ def test_a_stuck_transaction_is_replaced_with_higher_fees_and_only_one_is_mined(
     assert anvil.call("eth_getTransactionReceipt", original.tx_hash) is None
     assert int(anvil.call("eth_getTransactionCount", account.address, "latest"), 16) == 1
     assert verify(txlog.bodies())[1] == []
+    sample = manager.metrics.registry.get_sample_value
+    assert sample("omc_txmanager_replaced_total", {"reason": "STUCK"}) == 1
+    assert sample("omc_txmanager_signed_total", {"kind": "replacement"}) == 1
 
 
 def test_a_cancel_replaces_the_pending_transaction_by_a_zero_value_transfer_to_self(
