@@ -31,7 +31,7 @@ LABEL org.opencontainers.image.title="openmcp-chain" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 omc \
  && useradd --system --uid 10001 --gid omc --home-dir /var/lib/omc --shell /usr/sbin/nologin omc \
- && mkdir -p /var/lib/omc/runtime /var/lib/omc/txmanager/keys \
+ && mkdir -p /var/lib/omc/runtime /var/lib/omc/notary /var/lib/omc/txmanager/keys \
  && chown -R omc:omc /var/lib/omc \
  && chmod 0700 /var/lib/omc/txmanager/keys
 COPY --from=build /opt/omc/venv /opt/omc/venv

@@ -3,7 +3,7 @@
     python k8s_rendered_check.py OVERLAY RENDERED.yaml
 
 Every Deployment of the project runs no more replicas than the partitions its consumer group
-reads (the catalogue's largest consumed topic; 1 for the watcher and the registry), from an
+reads (the catalogue's largest consumed topic; 1 for the watcher, notary and registry), from an
 image with a tag; every KafkaTopic's min.insync.replicas is at most its replicas, and the
 Kafka cluster has at least as many broker nodes as any topic has replicas.
 """
@@ -17,8 +17,8 @@ import yaml
 from omc_events.catalogue import Catalogue
 
 CONSUMER = {"runtime": "agent-runtime", "txmanager": "tx-manager", "proj-mysql": "proj-mysql",
-            "proj-redis": "proj-redis", "notary": "notary"}
-SINGLE = {"watcher", "registry"}
+            "proj-redis": "proj-redis"}
+SINGLE = {"watcher", "notary", "registry"}  # one per chain, no consumer group, one registry
 
 
 def problems(documents: list[dict]) -> list[str]:

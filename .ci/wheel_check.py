@@ -18,7 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-OPTIONAL = {"omc_notary"}  # named by the entrypoint before its service lands
+OPTIONAL: set[str] = set()  # services the entrypoint names before they land
 
 
 def main(wheel: str, checkout: str) -> int:

@@ -21,8 +21,9 @@ K8S = REPO_ROOT / "k8s"
 CATALOGUE = Catalogue.load()
 # The catalogue's names of the consumers (schemas/topics.yaml) of each Deployment.
 CONSUMER = {"runtime": "agent-runtime", "txmanager": "tx-manager", "proj-mysql": "proj-mysql",
-            "proj-redis": "proj-redis", "notary": "notary"}
-SINGLE = {"watcher", "registry"}  # one writer per chain / one registry process
+            "proj-redis": "proj-redis"}
+# One writer per chain; the notary reads without a consumer group; one registry process.
+SINGLE = {"watcher", "notary", "registry"}
 
 
 def _documents(folder: Path) -> list[dict]:
@@ -89,9 +90,7 @@ def test_the_kafka_cluster_is_kraft_with_node_pools_and_no_auto_created_topics()
 
 
 def test_every_long_running_service_of_the_image_has_a_deployment() -> None:
-    expected = set(MODULES) - {"notary"}  # the notary's Deployment comes with the notary
-
-    assert set(DEPLOYMENTS) == expected
+    assert set(DEPLOYMENTS) == set(MODULES)
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
@@ -110,7 +109,7 @@ def test_each_deployment_runs_the_image_by_name_non_root_with_probes_and_resourc
     assert {"configMapRef": {"name": "omc-config"}} in container["envFrom"]
 
 
-@pytest.mark.parametrize("name", sorted(set(DEPLOYMENTS) - {"watcher"}))
+@pytest.mark.parametrize("name", sorted(set(DEPLOYMENTS) - {"watcher", "notary"}))
 def test_each_deployment_is_ready_only_when_its_endpoint_answers(name) -> None:
     (container,) = DEPLOYMENTS[name]["spec"]["template"]["spec"]["containers"]
     probe = container["readinessProbe"]
@@ -151,7 +150,8 @@ def test_no_secret_value_is_committed_only_references() -> None:
 
     assert not [d for d in every if d.get("kind") == "Secret"]
     assert not any("secretGenerator" in d for d in every)
-    assert referenced >= {"omc-mysql", "omc-txmanager-keystore", "omc-runtime-attestor"}
+    assert referenced >= {"omc-mysql", "omc-txmanager-keystore", "omc-runtime-attestor",
+                          "omc-notary-key"}
     assert all(f"create secret generic {name}" in guide for name in referenced), (
         "docs/operations.md must say how each referenced secret is created")
 
