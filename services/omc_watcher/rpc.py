@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from eth_utils import to_checksum_address
 
 from omc_chain.errors import ChainUnavailable
 from omc_domain.chainview import Block, Log, Receipt
+from omc_watcher.subscriptions import checksum
 
 
 class Node:
@@ -114,12 +114,12 @@ def receipt_of(raw: dict[str, Any]) -> Receipt:
         gas_used=int(raw["gasUsed"], 16),
         effective_gas_price=int(raw.get("effectiveGasPrice") or "0x0", 16),
         status_ok=int(raw.get("status") or "0x0", 16) == 1,
-        contract_address=to_checksum_address(contract) if contract else None)
+        contract_address=checksum(contract.lower()) if contract else None)
 
 
 def log_of(raw: dict[str, Any]) -> Log:
     return Log(
-        address=to_checksum_address(raw["address"]),
+        address=checksum(raw["address"].lower()),
         topics=tuple(t.lower() for t in raw["topics"]), data=raw["data"].lower(),
         block_number=int(raw["blockNumber"], 16), block_hash=raw["blockHash"].lower(),
         tx_hash=raw["transactionHash"].lower(),

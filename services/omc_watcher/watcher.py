@@ -39,6 +39,7 @@ from omc_domain.chainview import (
     CHAIN,
     ChainView,
     Emit,
+    Extend,
     Inconsistent,
     NeedBlock,
     Reorg,
@@ -47,10 +48,10 @@ from omc_domain.chainview import (
     detect,
 )
 from omc_errors import OmcError
-from omc_events.chain import seal
 from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_kafka.producer import EventProducer
+from omc_watcher.output import Output
 from omc_watcher.rpc import Node
 from omc_watcher.settings import WatcherSettings
 from omc_watcher.topics import TopicReader
@@ -94,6 +95,7 @@ class Watcher:
         self.settings = settings
         self.node = node
         self.producer = producer
+        self.output = Output(producer, SOURCE)
         self.clock = clock
         self.slice_blocks = slice_blocks
         self.view = ChainView.new(settings.chain_id, settings.window)
@@ -174,47 +176,64 @@ class Watcher:
         await self._receipts()
         self.counters.steps += 1
 
+    def _next_numbers(self, node_head: int, after: int | None) -> Sequence[int]:
+        """The blocks to fetch after block `after` (None: nothing recorded yet)."""
+        if after is None or node_head <= after:
+            return [node_head]
+        start = max(after + 1, node_head - self.view.window.size + 1)
+        return range(start, min(node_head, start + self.slice_blocks - 1) + 1)
+
     async def _advance(self, node_head: int) -> None:
         window = self.view.window
-        while True:
-            head = window.head
-            if head is None or node_head <= head.number:
-                numbers: Sequence[int] = [node_head]
-            else:
-                start = max(head.number + 1, node_head - window.size + 1)
-                numbers = range(start, min(node_head, start + self.slice_blocks - 1) + 1)
-            branch = await self.node.blocks(numbers)
-            if not branch:
-                return
-            verdict = detect(window, branch)
-            while isinstance(verdict, NeedBlock):
-                floor = window.floor or 0
-                earlier = await self.node.blocks(
-                    range(max(floor, verdict.number - WALK_BACK + 1), verdict.number + 1))
-                if not earlier or earlier[-1].number != verdict.number:
+        prefetched: asyncio.Task | None = None
+        try:
+            while True:
+                head = window.head
+                if prefetched is not None:
+                    branch, prefetched = await prefetched, None
+                else:
+                    branch = await self.node.blocks(
+                        self._next_numbers(node_head, head.number if head else None))
+                if not branch:
                     return
-                branch = earlier + branch
                 verdict = detect(window, branch)
-            if isinstance(verdict, Inconsistent):
-                log.info("the node changed while blocks were fetched (%s); again next step",
-                         verdict.reason)
-                return
-            if isinstance(verdict, TooDeep):
-                raise ReorgTooDeep(
-                    f"chain {self.settings.chain_id} forked below block {verdict.floor}, the "
-                    f"oldest of the {window.size} kept: raise OMC_WATCHER_WINDOW and rebuild")
-            if isinstance(verdict, Reorg):
-                self.counters.reorgs += 1
-                log.warning("reorg on chain %s: %d block(s) above %d replaced",
-                            self.settings.chain_id, len(verdict.removed),
-                            verdict.ancestor.number)
-            await self._write(self.view.advance(verdict))
-            self.counters.blocks += len(verdict.added)
-            await self._write(self.tracker.orphaned(window))
-            new_head = window.head
-            if (isinstance(verdict, Reorg) or not verdict.added or new_head is None
-                    or new_head.number >= node_head):
-                return
+                while isinstance(verdict, NeedBlock):
+                    floor = window.floor or 0
+                    earlier = await self.node.blocks(
+                        range(max(floor, verdict.number - WALK_BACK + 1), verdict.number + 1))
+                    if not earlier or earlier[-1].number != verdict.number:
+                        return
+                    branch = earlier + branch
+                    verdict = detect(window, branch)
+                if isinstance(verdict, Inconsistent):
+                    log.info("the node changed while blocks were fetched (%s); again next "
+                             "step", verdict.reason)
+                    return
+                if isinstance(verdict, TooDeep):
+                    raise ReorgTooDeep(
+                        f"chain {self.settings.chain_id} forked below block {verdict.floor}, "
+                        f"the oldest of the {window.size} kept: raise OMC_WATCHER_WINDOW and "
+                        "rebuild")
+                if isinstance(verdict, Reorg):
+                    self.counters.reorgs += 1
+                    log.warning("reorg on chain %s: %d block(s) above %d replaced",
+                                self.settings.chain_id, len(verdict.removed),
+                                verdict.ancestor.number)
+                last = verdict.added[-1].number if verdict.added else None
+                more = (isinstance(verdict, Extend) and last is not None and last < node_head)
+                if more:  # fetch the next slice while this one is written
+                    prefetched = asyncio.ensure_future(
+                        self.node.blocks(self._next_numbers(node_head, last)))
+                await self._write(self.view.advance(verdict))
+                self.counters.blocks += len(verdict.added)
+                await self._write(self.tracker.orphaned(window))
+                if not more:
+                    return
+        finally:
+            if prefetched is not None:
+                prefetched.cancel()
+                with contextlib.suppress(BaseException):
+                    await prefetched
 
     async def _scan(self) -> None:
         head = self.view.window.head
@@ -262,33 +281,26 @@ class Watcher:
         """Seal, produce, await every ack, then fold into the state."""
         if not emits:
             return []
-        schemas = self.producer.codec.schemas
         heads: dict[tuple[str, str], ChainHead] = {}
-        sealed: list[tuple[str, str, Record]] = []
+        items: list[tuple[str, str, Record, bytes]] = []
         now = self.clock()
         for emit in emits:
             where = (emit.aggregate_type, emit.aggregate_id)
             head = heads.get(where) or (
                 self.view.head if emit.aggregate_type == CHAIN
                 else self.tracker.heads.get(emit.aggregate_id, ChainHead()))
-            record, heads[where] = seal(schemas, emit.filled(now, ACTOR), head)
+            record, body, heads[where] = self.output.seal(emit.filled(now, ACTOR), head)
             topic = (self.settings.chain_topic if emit.aggregate_type == CHAIN
                      else self.settings.tx_topic)
-            sealed.append((topic, emit.key, record))
-
-        def send_all() -> None:
-            for topic, key, record in sealed:
-                self.producer.send(topic, record, key=key)
-            self.producer.flush()
-
-        await asyncio.to_thread(send_all)
-        for _, _, record in sealed:
+            items.append((topic, emit.key, record, body))
+        await asyncio.to_thread(self.output.write, items)
+        for _, _, record, _ in items:
             if record.meta.aggregate_type == CHAIN:  # type: ignore[attr-defined]
                 self.view.evolve(record)
             else:
                 self.tracker.evolve(record)
                 self.counters.receipts_events += 1
-        return [record for _, _, record in sealed]
+        return [record for _, _, record, _ in items]
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float,

@@ -1,0 +1,114 @@
+"""Writing the watcher's events: sealed after their aggregate's head, encoded once, produced,
+acknowledged.
+
+    out = Output(producer, source)
+    sealed = out.write([(topic, key, record, head), …])   # blocking; acks awaited
+
+The record is Avro-encoded once, with meta.hash = "": those are its canonical bytes
+(docs/envelope.md), hashed after prev_hash; the hash's encoding (0x80 0x01 and 64 hex
+digits) then replaces the empty string's single 0x00 byte, which is the last byte of `meta`,
+itself the record's first field. That gives exactly the bytes a second full encoding would,
+at a fraction of the cost (the integration tests verify every chain with
+`omc_events.chain.verify`). The value carries the Confluent wire-format prefix the codec
+gives the record on that topic; nothing the contract refuses can be written, since the codec
+is asked for every (topic, record type) before its first use.
+
+A delivery that Kafka does not acknowledge raises `DeliveryFailed` (after the whole batch was
+tried): the caller must not fold the records, and the watcher exits to be rebuilt from the log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from confluent_kafka import KafkaError, Message
+
+from omc_events.chain import chain_hash
+from omc_events.envelope import ChainHead, headers
+from omc_events.record import Record
+from omc_events.records import EventMeta
+from omc_kafka.producer import DeliveryFailed, EventProducer
+
+_HASH_LENGTH = b"\x80\x01"  # zig-zag varint of 64, the length of a hex SHA-256
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _varint_length(n: int) -> int:
+    n = (n << 1) ^ (n >> 63)  # zig-zag
+    length = 1
+    while n > 0x7F:
+        n >>= 7
+        length += 1
+    return length
+
+
+def _string_length(text: str) -> int:
+    size = len(text.encode())
+    return _varint_length(size) + size
+
+
+def _meta_length(meta: EventMeta) -> int:
+    """Bytes of the Avro encoding of `meta` (omc.common.EventMeta, fields in schema order),
+    computed without encoding; checked against the bytes by the caller."""
+    micros = (meta.occurred_at - _EPOCH) // timedelta(microseconds=1)
+    length = sum(_string_length(t) for t in (
+        meta.event_id, meta.event_type, meta.aggregate_type, meta.aggregate_id, meta.tenant,
+        meta.actor, meta.correlation_id, meta.prev_hash, meta.hash))
+    length += (_varint_length(meta.schema_version) + _varint_length(meta.sequence)
+               + _varint_length(micros))
+    for optional in (meta.causation_id, meta.traceparent, meta.tracestate):
+        length += 1 if optional is None else 1 + _string_length(optional)
+    return length
+
+
+class Output:
+    def __init__(self, producer: EventProducer, source: str) -> None:
+        self.producer = producer
+        self.source = source
+        self._prefixes: dict[tuple[str, str], bytes] = {}
+        self._failures: list[str] = []
+
+    def seal(self, record: Record, head: ChainHead) -> tuple[Record, bytes, ChainHead]:
+        """(sealed record, its Avro body, the aggregate's new head)."""
+        schemas = self.producer.codec.schemas
+        meta = dataclasses.replace(record.meta,  # type: ignore[attr-defined]
+                                   sequence=head.sequence + 1, prev_hash=head.hash, hash="")
+        unsealed = dataclasses.replace(record, meta=meta)
+        canonical = schemas.encode(unsealed)
+        meta_end = _meta_length(meta)
+        marker = _HASH_LENGTH + head.hash.encode() + b"\x00"  # prev_hash, then hash = ""
+        if canonical[meta_end - len(marker):meta_end] != marker:  # EventMeta changed shape
+            meta_end = len(schemas.encode(meta))
+        digest = chain_hash(head.hash, canonical)
+        body = canonical[:meta_end - 1] + _HASH_LENGTH + digest.encode() + canonical[meta_end:]
+        sealed = dataclasses.replace(unsealed, meta=dataclasses.replace(meta, hash=digest))
+        return sealed, body, ChainHead(head.sequence + 1, digest)
+
+    def prefix(self, topic: str, record: Record) -> bytes:
+        """The wire-format prefix (magic byte, schema id) of `record`'s type on `topic`."""
+        key = (topic, record.SCHEMA)
+        found = self._prefixes.get(key)
+        if found is None:
+            found = self._prefixes[key] = self.producer.codec.encode(topic, record)[:5]
+        return found
+
+    def write(self, items: Sequence[tuple[str, str, Record, bytes]]) -> None:
+        """Produce (topic, key, sealed record, body) in order and wait for every ack."""
+        kafka = self.producer.producer
+        for topic, key, record, body in items:
+            kafka.produce(topic, value=self.prefix(topic, record) + body, key=key,
+                          headers=headers(record.meta, self.source),  # type: ignore[attr-defined]
+                          on_delivery=self._delivered)
+            kafka.poll(0)
+        remaining = kafka.flush(30)
+        failures, self._failures = self._failures, []
+        if remaining:
+            failures.append(f"{remaining} message(s) still unacknowledged after 30s")
+        if failures:
+            raise DeliveryFailed("Kafka did not acknowledge: " + "; ".join(failures))
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failures.append(f"{message.topic()}: {error.str()}")
