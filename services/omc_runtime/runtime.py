@@ -143,9 +143,20 @@ class Runtime:
                         else state.submitted.agent_id if state and state.submitted else None)
             agent = await self._agent(agent_id) if agent_id else None
             records = tasks.decide(state, command, agent, self.clock())
-            if records:
+            if records and state is not None and state.tenant != command.meta.tenant:
+                await self._answer_outside(TASK_EVENTS, "task", task_id, command, records)
+            elif records:
                 await self._append_task(task_id, records, _cause(command), partition)
         self.wake(task_id)
+
+    async def _answer_outside(self, topic: str, aggregate_type: str, aggregate_id: str,
+                              command: Record, records: list[Record]) -> None:
+        """Answer a command whose tenant does not own the aggregate it names: self-hashed
+        records (sequence 0) under the caller's tenant, outside the owner's chain, so one
+        tenant's attempt neither enters nor breaks another tenant's audit trail."""
+        for position, record in enumerate(records):
+            await self.writer.request(topic, record, _cause(command), position, aggregate_type,
+                                      aggregate_id, key=aggregate_id)
 
     async def _agent(self, agent_id: str) -> agents.AgentState | None:
         """The agent, waiting for the agents view to catch up once if it is not there yet
@@ -168,6 +179,9 @@ class Runtime:
                     reason=f"only the agent runtime may send {command.SCHEMA}")]
             else:
                 records = agents.decide(state, command, command.meta.occurred_at)
+            if state is not None and state.tenant != command.meta.tenant:
+                await self._answer_outside(AGENT_EVENTS, "agent", agent_id, command, records)
+                return
             requests = [r for r in records if isinstance(r, TxRequested)]
             events = [r for r in records if not isinstance(r, TxRequested)]
             for position, request in enumerate(requests):

@@ -14,7 +14,9 @@ from omc_events.records import (
     ApproveAction,
     BudgetReleased,
     CancelTask,
+    CommandRejected,
     RejectAction,
+    RejectionCode,
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
@@ -194,3 +196,31 @@ def test_a_read_result_too_big_to_record_is_recorded_as_a_failed_read() -> None:
     assert not result.ok
     assert "characters, more than" in result.result_json
     assert isinstance(events[-1], TaskCompleted)
+
+
+def test_another_tenants_command_is_answered_outside_the_owners_chain() -> None:
+    async def scenario():
+        harness = RuntimeHarness()
+        asked = await awaiting(harness)
+        chain_before = list(harness.task_events())
+        for command in (
+                harness.command(CancelTask, tenant="intruder", task_id=asked.task_id,
+                                reason="mine now"),
+                harness.command(ApproveAction, tenant="intruder", task_id=asked.task_id,
+                                action_id=asked.action_id, approver="key:intruder",
+                                action_hash=asked.action_hash)):
+            harness.send(command)
+        await harness.settle()
+        return harness, chain_before
+
+    harness, chain_before = asyncio.run(scenario())
+
+    everything = harness.task_events()
+    chained = [e for e in everything if e.meta.sequence > 0]
+    answers = [e for e in everything if e.meta.sequence == 0]
+    assert chained == chain_before  # the owner's trail did not move
+    assert [(a.code, a.meta.tenant) for a in answers] == [
+        (RejectionCode.NOT_FOUND, "intruder"), (RejectionCode.NOT_FOUND, "intruder")]
+    assert all(isinstance(a, CommandRejected) for a in answers)
+    assert harness.tx_requests() == []
+    assert isinstance(chained[-1], ApprovalRequested)  # still waiting for its own tenant
