@@ -25,6 +25,9 @@ from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from omc_errors import OmcError
+from omc_events.avro import Schemas
+from omc_events.catalogue import Catalogue
+from omc_events.codec import Codec
 from omc_proofs.audit import AnchorReceipt, Evidence, InclusionProof, Stored
 
 FORMAT = "openmcp-chain/audit-bundle@1"
@@ -86,7 +89,8 @@ class Bundle:
                                        int(p["leaf_index"]), int(p["tree_size"]),
                                        tuple(str(h) for h in p["audit_path"]))
                         for p in d["proofs"]],
-                receipts=[AnchorReceipt(**r) for r in d["anchors"]])
+                receipts=[AnchorReceipt(**r) for r in d["anchors"]],
+                task_id=str(d["task_id"]))
             schemas = {int(k): v for k, v in d["schemas"].items()}
             return cls(str(d["task_id"]), str(d["exported_at"]), evidence, schemas,
                        list(d.get("notary") or []))
@@ -103,6 +107,18 @@ class Bundle:
             return cls.from_json(json.loads(path.read_text()))
         except (OSError, ValueError) as error:
             raise BundleInvalid(f"{path}: cannot be read as JSON ({error})") from None
+
+
+_SCHEMAS: list[Schemas] = []
+
+
+def bundle_codec(bundle: Bundle) -> Codec:
+    """A codec decoding with the bundle's recorded writer schemas only (no registry, and no
+    topic catalogue: nothing is encoded)."""
+    if not _SCHEMAS:
+        _SCHEMAS.append(Schemas())
+    return Codec(BundleRegistry(bundle.schemas), schemas=_SCHEMAS[0],  # type: ignore[arg-type]
+                 catalogue=Catalogue())
 
 
 class BundleRegistry:

@@ -15,8 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from omc_audit.bundle import Bundle, BundleRegistry
-from omc_events.codec import Codec
+from omc_audit.bundle import Bundle, bundle_codec
 from omc_events.records import AnchorConfirmed, CheckpointSigned
 from omc_proofs.audit import Report
 
@@ -32,7 +31,7 @@ def _plain(value: Any) -> Any:
 
 
 def task_report(bundle: Bundle, verification: Report) -> dict[str, Any]:
-    codec = Codec(BundleRegistry(bundle.schemas))  # type: ignore[arg-type]
+    codec = bundle_codec(bundle)
     findings: dict[str, list[str]] = {}
     for f in verification.findings:
         findings.setdefault(f.where, []).append(f"{f.detail} [{f.code}]")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from omc_audit.bundle import Bundle, BundleRegistry
+from omc_audit.bundle import Bundle, bundle_codec
 from omc_audit.onchain import ChainRoots
 from omc_audit.source import partition_for, partitions, read_partitions
 from omc_config import Settings
@@ -154,7 +154,8 @@ def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
         except OmcError:
             continue
         schemas[schema_id] = codec.writer(schema_id).schema
-    evidence = Evidence(events=events, proof_events=proof, proofs=proofs, receipts=receipts)
+    evidence = Evidence(events=events, proof_events=proof, proofs=proofs, receipts=receipts,
+                        task_id=task_id)
     return Bundle(task_id=task_id,
                   exported_at=(now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
                   evidence=evidence, schemas=schemas,
@@ -163,7 +164,7 @@ def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
 
 def verify_bundle(bundle: Bundle, *, chain: ChainRoots | None = None,
                   trusted: tuple[str, ...] = (), registry: str | None = None) -> Report:
-    codec = Codec(BundleRegistry(bundle.schemas))  # type: ignore[arg-type]
+    codec = bundle_codec(bundle)
     live = chain
     if live is not None and not live.reachable:
         live = None

@@ -25,10 +25,12 @@ Pure: the chain is asked through `chain`, a callable given by the caller.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
+from omc_events.chain import read_meta
 from omc_events.chain import verify as verify_chain
 from omc_events.record import Record
 from omc_events.records import (
@@ -61,7 +63,9 @@ CODES = {
     "missing_event": "an inclusion proof names an event that is not there",
     "anchor_mismatch": "an anchor names a root no signed checkpoint has",
     "not_anchored": "the chain does not hold the anchored root",
+    "incomplete": "a task bundle does not end with the task's terminal event",
 }
+TERMINAL = ("omc.task.TaskCompleted", "omc.task.TaskFailed", "omc.task.TaskCancelled")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Evidence:
     proof_events: list[Stored] = field(default_factory=list)
     proofs: list[InclusionProof] = field(default_factory=list)
     receipts: list[AnchorReceipt] = field(default_factory=list)
+    task_id: str | None = None  # a task's bundle: its events must end with a terminal one
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,7 @@ class Report:
 # when the chain cannot be asked.
 ChainRoots = Callable[[str, str, int], str | None]
 ZERO32 = "0x" + "00" * 32
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _chain_code(problem: str) -> str:
@@ -181,10 +187,26 @@ def _check_chains(messages: list[Stored], report: Report) -> None:
             if m.offset <= last:
                 report.add("order", m.where, f"offset {m.offset} after {last}")
             last = max(last, m.offset)
-        _, problems = verify_chain((m.where, m.value[5:]) for m in group)
+        _, problems = verify_chain((m.where, m.value[5:]) for m in group
+                                   if _hex_hashes(m, report))
         for problem in problems:
             report.add(_chain_code(problem.problem), problem.where,
                        f"{problem.aggregate} seq {problem.sequence}: {problem.problem}")
+
+
+def _hex_hashes(m: Stored, report: Report) -> bool:
+    """False (and a finding) when meta's prev_hash or hash is not 64 hex digits, which
+    omc_events.chain.verify cannot hash; such a message is left out of the chain check."""
+    try:
+        meta, _ = read_meta(m.value[5:])
+    except Exception:  # unreadable: chain.verify reports it
+        return True
+    for name in ("prev_hash", "hash"):
+        if not _HEX64.fullmatch(str(meta.get(name))):
+            report.add("hash", m.where, f"meta.{name} is not 64 hex digits (the event was "
+                       "altered)")
+            return False
+    return True
 
 
 def _decode_all(messages: Iterable[Stored], decode: Callable[[bytes], Record],
@@ -207,13 +229,24 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     events_by_stream: dict[str, list[Stored]] = defaultdict(list)
     for m in evidence.events:
         events_by_stream[m.stream].append(m)
+    last_of_task: tuple[Stored, Record] | None = None
     for m, record in _decode_all(evidence.events, decode, report):
+        meta = record.meta  # type: ignore[attr-defined]
+        if meta.aggregate_type == "task" and meta.aggregate_id == evidence.task_id:
+            last_of_task = (m, record)
         if isinstance(record, InferenceCompleted):
             report.inferences += 1
             if not verify_inference(record):
                 report.add("inference_signature", m.where,
                            f"inference {record.inference_id}: digest or signature by "
                            f"{record.signer} does not verify")
+
+    if evidence.task_id is not None and (last_of_task is None
+                                         or last_of_task[1].SCHEMA not in TERMINAL):
+        where = last_of_task[0].where if last_of_task else f"task {evidence.task_id}"
+        report.add("incomplete", where, f"task {evidence.task_id}'s events do not end with "
+                   "TaskCompleted, TaskFailed or TaskCancelled: the tail is missing, or the "
+                   "task had not ended when it was exported")
 
     # -- the proof log ---------------------------------------------------------------------
     _check_chains(evidence.proof_events, report)

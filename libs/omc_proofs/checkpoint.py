@@ -145,8 +145,8 @@ def checkpoint_problems(checkpoint: Any, trusted: Collection[str] = ()) -> list[
         problems.append("checkpoint digest does not match its fields")
     try:
         signer = recover_signer(checkpoint.digest, checkpoint.signature)
-    except ValueError as error:
-        return [*problems, f"checkpoint signature is malformed ({error})"]
+    except Exception as error:  # any signature that does not recover is not valid
+        return [*problems, f"checkpoint signature does not recover a signer ({error})"]
     if signer.lower() != checkpoint.signer.lower():
         problems.append(f"checkpoint signature is not by its signer {checkpoint.signer} "
                         f"(it recovers {signer})")

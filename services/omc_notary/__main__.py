@@ -7,13 +7,13 @@ supervisor to restart it: the state is rebuilt from the log.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 
 from omc_errors import ConfigError
 from omc_notary.app import build
 from omc_notary.settings import NotarySettings
+from omc_obs.logging import configure as configure_logging
 
 
 def main() -> int:
@@ -22,8 +22,7 @@ def main() -> int:
     except ConfigError as error:
         print(f"omc-notary: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("notary")
     stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))

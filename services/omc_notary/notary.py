@@ -86,6 +86,7 @@ class Stream:
     checkpoint_at: datetime | None = None
     head: ChainHead = field(default_factory=ChainHead)
     recorded: dict[int, str] = field(default_factory=dict)  # tree size -> signed root
+    anchor_traffic: int = 0  # leaves since the last checkpoint that are anchors' own txs
 
     @property
     def id(self) -> str:
@@ -116,6 +117,7 @@ class Notary:
         self.streams: dict[str, Stream] = {}
         self.open_anchors: dict[str, OpenAnchor] = {}  # request_id -> anchor
         self.settled: set[str] = set()
+        self.anchor_requests: set[str] = set()  # every anchor's request_id, open or settled
         self.mismatches: list[str] = []
 
     def _stream(self, topic: str, partition: int) -> Stream:
@@ -143,6 +145,7 @@ class Notary:
             stream.checkpoint_at = meta.occurred_at
             stream.recorded[record.tree_size] = record.root
         elif isinstance(record, AnchorSubmitted):
+            self.anchor_requests.add(record.request_id)
             if record.request_id not in self.settled:
                 self.open_anchors[record.request_id] = OpenAnchor(
                     record.stream_id, record.tree_size, record.root,
@@ -173,6 +176,9 @@ class Notary:
                 self.on_mismatch(stream.id, size)
         if stream.checkpoint_at is None:
             stream.checkpoint_at = now  # the clock for a stream without checkpoints
+        if (size > stream.checkpoint_size
+                and getattr(record, "request_id", None) in self.anchor_requests):
+            stream.anchor_traffic += 1  # anchoring alone never makes a stream due
         if isinstance(record, TxConfirmed | TxFailed):
             return self._settle(record)
         return []
@@ -207,9 +213,9 @@ class Notary:
         outputs: list[Output] = []
         for stream in self.streams.values():
             new = stream.tree.size - stream.checkpoint_size
-            if new <= 0:
+            if new <= 0 or new <= stream.anchor_traffic:
                 continue
-            by_count = new >= self.every_events
+            by_count = new - stream.anchor_traffic >= self.every_events
             by_time = (ready and stream.checkpoint_at is not None
                        and now - stream.checkpoint_at >= self.every)
             if by_count or by_time:
@@ -238,6 +244,7 @@ class Notary:
         stream.checkpoint_size, stream.checkpoint_root = size, root
         stream.checkpoint_at = now
         stream.recorded[size] = root
+        stream.anchor_traffic = 0
         if self.anchoring is not None:
             outputs.extend(self._anchor(stream, signed, now))
         return outputs
@@ -255,6 +262,7 @@ class Notary:
             anchor_address=anchoring.registry, tx_hash=None)
         out = self._append(stream, submitted)
         request = self._anchor_request(out.record)  # type: ignore[arg-type]
+        self.anchor_requests.add(submitted.request_id)
         self.open_anchors[submitted.request_id] = OpenAnchor(
             stream.id, checkpoint.tree_size, checkpoint.root, request)
         return [out, Output(self.tx_topic, request.meta.aggregate_id, request)]

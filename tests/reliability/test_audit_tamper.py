@@ -1,0 +1,236 @@
+# ruff: noqa: F811 (fixtures imported from the integration conftest)
+"""Tampering with an audit bundle is always detected, for the right reason.
+
+A real-format log is written to fresh topics (tasks sealed and chained as the runtime writes
+them, the inference signed), checkpointed by the notary in-process and anchored on anvil
+through its TxRequested (sent as the tx manager would, then confirmed as the watcher would),
+except the first checkpoint of the task's stream, which is left unanchored. One task is
+exported. The untouched bundle passes, live and offline; then 7 kinds x 30 seeded random
+mutations each fail with the expected finding code. Resealing (recomputing the unkeyed hash
+chain after a change) is what a capable forger does, so the mutations do it where they can.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+from collections.abc import Callable
+
+import pytest
+
+from omc_audit.bundle import Bundle, bundle_codec
+from omc_audit.onchain import ChainRoots
+from omc_audit.verify import export_task, verify_bundle
+from omc_chain.artifacts import load_artifact
+from omc_chain.deploy import deploy_contract, send_call
+from omc_events.chain import seal
+from omc_events.codec import Codec
+from omc_events.envelope import ZERO_HASH, ChainHead, derived_id
+from omc_events.record import Record
+from omc_events.records import (
+    AnchorConfirmed,
+    AnchorSubmitted,
+    CheckpointSigned,
+    InferenceCompleted,
+)
+from omc_proofs.checkpoint import NotaryKey, checkpoint_digest
+from tests.integration.conftest import (  # noqa: F401 (fixtures)
+    fresh_topic,
+    funded_account,
+    kafka_admin,
+    stack,
+    web3,
+)
+from tests.support.auditlog import SCHEMAS, AuditLog
+
+pytestmark = pytest.mark.integration
+PER_KIND = 30
+
+
+def _hex(data) -> str:
+    return "0x" + bytes(data).hex().removeprefix("0x")
+
+
+@pytest.fixture
+def exported(settings, fresh_topic, web3, funded_account):
+    registry = deploy_contract(web3, funded_account, load_artifact("AnchorRegistry"))
+    log = AuditLog(settings, fresh_topic, task_partitions=1)
+    rng = random.Random(7)
+    log.tasks(2, rng)
+    notary = log.notary(every_events=6, anchor_sender=funded_account.address,
+                        registry=registry)
+    log.settle(notary)
+    task_id, _ = log.task(events=6)
+    log.tasks(2, rng)
+    log.settle(notary, tick=61)
+    requests = log.tx_requests()
+    skipped = requests[0]  # the task stream's first checkpoint stays unanchored
+    for request in requests[1:]:
+        receipt = send_call(web3, funded_account, request.to, request.data)
+        log.confirm(request, _hex(receipt["transactionHash"]), receipt["blockNumber"],
+                    _hex(receipt["blockHash"]))
+    log.settle(notary)
+    notary.close()
+    bundle = export_task(settings, task_id, log.topics, registry=registry)
+    return log, bundle, registry, skipped
+
+
+def _codec(bundle: Bundle) -> Codec:
+    return bundle_codec(bundle)
+
+
+def _reseal(codec: Codec, items: list[dict], index: int,
+            change: Callable[[Record], Record]) -> None:
+    """Change items[index]'s record and recompute the hash chain from there on (the items
+    are one aggregate's messages in order, as a bundle holds them)."""
+    records = [codec.decode(Bundle_b64(i["value"])) for i in items]
+    records[index] = change(records[index])
+    previous = records[index - 1].meta if index else None  # type: ignore[attr-defined]
+    head = ChainHead(previous.sequence, previous.hash) if previous else ChainHead()
+    for j in range(index, len(items)):
+        record = records[j]
+        unsealed = dataclasses.replace(record, meta=dataclasses.replace(
+            record.meta, hash="", prev_hash=ZERO_HASH))  # type: ignore[attr-defined]
+        sealed, head = seal(SCHEMAS, unsealed, head)
+        prefix = Bundle_b64(items[j]["value"])[:5]
+        items[j]["value"] = b64(SCHEMAS.encode(sealed, prefix))
+
+
+def Bundle_b64(text: str) -> bytes:  # noqa: N802
+    import base64
+
+    return base64.b64decode(text)
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def _of(codec: Codec, items: list[dict], kind: type) -> list[int]:
+    return [i for i, item in enumerate(items)
+            if isinstance(codec.decode(Bundle_b64(item["value"])), kind)]
+
+
+def mutate(kind: str, doc: dict, rng: random.Random, codec: Codec, skipped_root: str,
+           skipped_size: int) -> str:
+    """Apply one mutation of `kind` to the bundle document; the finding code it must cause."""
+    events, proof_events = doc["events"], doc["proof_events"]
+    if kind == "byte":
+        item = rng.choice(events)
+        value = bytearray(Bundle_b64(item["value"]))
+        i = rng.randrange(len(value))
+        value[i] ^= 1 << rng.randrange(8)
+        item["value"] = b64(bytes(value))
+        return "hash|unreadable"
+    if kind == "delete":
+        del events[rng.randrange(len(events))]
+        return "missing_event"
+    if kind == "swap":
+        i, j = rng.sample(range(len(events)), 2)
+        events[i]["value"], events[j]["value"] = events[j]["value"], events[i]["value"]
+        return "sequence"
+    if kind == "truncate":
+        k = rng.randint(1, len(events) - 1)
+        gone = {(e["partition"], e["offset"]) for e in events[-k:]}
+        del events[-k:]
+        if rng.random() < 0.5:  # a consistent cut: the proofs go too
+            doc["proofs"] = [p for p in doc["proofs"]
+                             if (p["partition"], p["offset"]) not in gone]
+            return "incomplete"
+        return "missing_event"
+    if kind == "replace_checkpoint":
+        at = rng.choice(_of(codec, proof_events, CheckpointSigned))
+        if rng.random() < 0.5:  # another genuine checkpoint's bytes in its place
+            others = [i for i in _of(codec, proof_events, CheckpointSigned) if i != at]
+            proof_events[at]["value"] = proof_events[rng.choice(others)]["value"]
+            return "checkpoint_gap"
+        forger = NotaryKey(rng.randbytes(32))
+
+        def forged(cp: CheckpointSigned) -> CheckpointSigned:
+            root = "0x" + rng.randbytes(32).hex()
+            digest = checkpoint_digest(
+                stream_id=cp.stream_id, tree_size=cp.tree_size, root=root,
+                first_offset=cp.first_offset, last_offset=cp.last_offset,
+                previous_tree_size=cp.previous_tree_size, previous_root=cp.previous_root)
+            return dataclasses.replace(cp, root=root, digest=digest, signer=forger.address,
+                                       signature=forger.sign(digest))
+
+        _reseal(codec, proof_events, at, forged)
+        return "checkpoint_untrusted"
+    if kind == "forge_signature":
+        if rng.random() < 0.5:
+            at = rng.choice(_of(codec, proof_events, CheckpointSigned))
+            signature = "0x" + rng.randbytes(64).hex() + rng.choice(["1b", "1c"])
+            _reseal(codec, proof_events, at,
+                    lambda cp: dataclasses.replace(cp, signature=signature))
+            return "checkpoint_signature"
+        at = rng.choice(_of(codec, events, InferenceCompleted))
+        signature = "0x" + rng.randbytes(64).hex() + rng.choice(["1b", "1c"])
+        _reseal(codec, events, at, lambda ic: dataclasses.replace(ic, signature=signature))
+        return "inference_signature"
+    if kind == "never_anchored":
+        confirmed = _of(codec, proof_events, AnchorConfirmed)
+        if rng.random() < 0.5 and confirmed:  # an anchor's claim moved to the unanchored root
+            at = rng.choice(confirmed)
+            _reseal(codec, proof_events, at, lambda a: dataclasses.replace(
+                a, root=skipped_root, tree_size=skipped_size))
+            return "not_anchored"
+        # a confirmation appended for the checkpoint that was never anchored
+        last = proof_events[-1]
+        template = codec.decode(Bundle_b64(proof_events[confirmed[0]]["value"]))
+        previous = codec.decode(Bundle_b64(last["value"])).meta  # type: ignore[attr-defined]
+        fake = dataclasses.replace(
+            template, root=skipped_root, tree_size=skipped_size,
+            tx_hash="0x" + rng.randbytes(32).hex(),
+            meta=dataclasses.replace(template.meta, event_id=derived_id(  # type: ignore[attr-defined]
+                "forged", rng.randrange(10**9)), hash="", prev_hash=ZERO_HASH))
+        sealed, _ = seal(SCHEMAS, fake, ChainHead(previous.sequence, previous.hash))
+        proof_events.append({**last, "offset": last["offset"] + 1,
+                             "value": b64(SCHEMAS.encode(sealed, Bundle_b64(last["value"])[:5]))})
+        return "not_anchored"
+    raise AssertionError(kind)
+
+
+KINDS = ("byte", "delete", "swap", "truncate", "replace_checkpoint", "forge_signature",
+         "never_anchored")
+
+
+def test_untouched_bundle_passes_and_every_mutation_is_detected(exported, settings):
+    log, bundle, registry, skipped = exported
+    trusted = (log.key.address,)
+    chain = ChainRoots(settings.chain_rpc_url)
+    codec = _codec(bundle)
+    clean = verify_bundle(bundle, chain=chain, trusted=trusted, registry=registry)
+    assert clean.ok, [str(f) for f in clean.findings]
+    assert clean.events == len(bundle.evidence.events) == 6
+    assert clean.proofs == 6
+    assert clean.inferences == 1
+    assert clean.anchors_on_chain >= 1
+    offline = verify_bundle(Bundle.from_json(bundle.to_json()), chain=None, trusted=trusted,
+                            registry=registry)
+    assert offline.ok, [str(f) for f in offline.findings]
+    assert offline.anchors_recorded == clean.anchors_on_chain
+    assert any("not live" in n for n in offline.notes)
+    submitted = [r for r in (codec.decode(m.value) for m in bundle.evidence.proof_events)
+                 if isinstance(r, AnchorSubmitted)]
+    unanchored = next(s for s in submitted if s.request_id == skipped.request_id)
+    original = bundle.to_json()
+    rng = random.Random(20261125)
+    missed, tried = [], 0
+    for kind in KINDS:
+        for n in range(PER_KIND):
+            doc = copy.deepcopy(original)
+            expected = mutate(kind, doc, rng, codec, unanchored.root, unanchored.tree_size)
+            tried += 1
+            report = verify_bundle(Bundle.from_json(doc), chain=chain, trusted=trusted,
+                                   registry=registry)
+            if report.ok or not set(expected.split("|")) & report.codes():
+                missed.append((kind, n, expected, sorted(report.codes())))
+    assert tried >= 200
+    assert missed == []
+    # and the untouched bundle still passes after all that (no state leaked)
+    assert verify_bundle(Bundle.from_json(original), chain=chain, trusted=trusted,
+                         registry=registry).ok
