@@ -15,6 +15,7 @@ import sys
 from omc_chain.errors import ChainError
 from omc_chain.signer import SignerError, Signers
 from omc_errors import ConfigError
+from omc_obs.logging import configure as configure_logging
 from omc_txmanager.app import build
 from omc_txmanager.rpc import Rpc
 from omc_txmanager.settings import TxManagerSettings
@@ -23,8 +24,7 @@ log = logging.getLogger("omc_txmanager")
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("txmanager")
     for chatty in ("httpx", "httpx2", "httpcore"):  # one line per JSON-RPC call otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:

@@ -362,8 +362,7 @@ class TxManager:
             log.warning("account %s: the chain is unavailable, the remaining requests wait: "
                         "%s", state.key, error)
         self.producer.flush()  # TxSigned acknowledged BEFORE anything is broadcast
-        for tx, decision in signed:
-            self.broadcast(state, tx, decision)
+        self.broadcast(state, signed)
 
     def _sign_new(self, state: AccountState, request: TxRequested) -> SentTx | None:
         try:
@@ -414,33 +413,58 @@ class TxManager:
                           decision.value_wei, decision.data, decision.gas_limit, decision.fees,
                           decision.replaces, cause, position)
 
-    def broadcast(self, state: AccountState, tx: SentTx, decision: Replace | None) -> bool:
-        """Send a freshly signed (and acknowledged) transaction; record what happened."""
-        accepted = self._send(state, tx, rebroadcast=False)
-        if accepted and decision is not None:
-            if decision.request_id == decision.replaced_request_id:  # STUCK
-                cause, position = state.txs[decision.replaces].signed_event_id, _BY_TX_REPLACED
-            else:  # CANCEL: caused by the cancel request
-                cause = state.requests[decision.request_id].request.meta.event_id
-                position = _BY_REQUEST_REPLACED
-            self._emit(state, TxReplaced(
-                meta=DRAFT, request_id=decision.replaced_request_id,
-                old_tx_hash=decision.replaces, new_tx_hash=tx.tx_hash, nonce=tx.nonce,
-                reason=decision.reason), decision.request_id, cause, position)
-            self.counts["replaced"] += 1
-            self.metrics.replaced.labels(decision.reason.value).inc()
-        return accepted
+    def broadcast(self, state: AccountState,
+                  batch: list[tuple[SentTx, Replace | None]]) -> None:
+        """Send freshly signed (and acknowledged) transactions in one JSON-RPC batch, in
+        nonce order; record what happened to each (TxReplaced too for a replacement)."""
+        if not batch:
+            return
+        try:
+            outcomes = self.rpc.send_raw_many([tx.raw_tx for tx, _ in batch])
+        except ChainUnavailable as error:
+            log.warning("broadcast of %d transaction(s) waits for the chain: %s", len(batch),
+                        error)
+            return
+        for (tx, decision), outcome in zip(batch, outcomes, strict=True):
+            accepted = self._settle(state, tx, outcome, rebroadcast=False)
+            if accepted and decision is not None:
+                self._replaced(state, tx, decision)
+
+    def _replaced(self, state: AccountState, tx: SentTx, decision: Replace) -> None:
+        if decision.request_id == decision.replaced_request_id:  # STUCK
+            cause, position = state.txs[decision.replaces].signed_event_id, _BY_TX_REPLACED
+        else:  # CANCEL: caused by the cancel request
+            cause = state.requests[decision.request_id].request.meta.event_id
+            position = _BY_REQUEST_REPLACED
+        self._emit(state, TxReplaced(
+            meta=DRAFT, request_id=decision.replaced_request_id, old_tx_hash=decision.replaces,
+            new_tx_hash=tx.tx_hash, nonce=tx.nonce, reason=decision.reason),
+            decision.request_id, cause, position)
+        self.counts["replaced"] += 1
+        self.metrics.replaced.labels(decision.reason.value).inc()
 
     def _send(self, state: AccountState, tx: SentTx, *, rebroadcast: bool) -> bool:
-        """Broadcast `tx`'s bytes; TxBroadcast when a node has it, TxFailed per the table."""
+        """Broadcast `tx`'s bytes alone; see `_settle`."""
+        try:
+            outcome: tuple[str, bool] | NodeRefused = self.rpc.send_raw(tx.raw_tx)
+        except ChainUnavailable as error:
+            log.warning("broadcast of %s waits for the chain: %s", tx.tx_hash, error)
+            return False
+        except NodeRefused as refused:
+            outcome = refused
+        return self._settle(state, tx, outcome, rebroadcast=rebroadcast)
+
+    def _settle(self, state: AccountState, tx: SentTx, outcome: tuple[str, bool] | NodeRefused,
+                *, rebroadcast: bool) -> bool:
+        """Record a node's answer to `tx`: TxBroadcast when a node has it, else the error
+        table (module docstring). Whether a node has it."""
         request = state.requests.get(tx.request_id)
         own_replacement = request is not None and tx.replaces is not None \
             and tx.replaces in request.txs
         try:
-            endpoint, known = self.rpc.send_raw(tx.raw_tx)
-        except ChainUnavailable as error:
-            log.warning("broadcast of %s waits for the chain: %s", tx.tx_hash, error)
-            return False
+            if isinstance(outcome, NodeRefused):
+                raise outcome
+            endpoint, known = outcome
         except NonceTooLow as refused:
             if self.rpc.transaction(tx.tx_hash) is not None:
                 endpoint, known = refused.endpoint, True
@@ -582,7 +606,7 @@ class TxManager:
                      "fee %d -> %d wei)", request.request_id, self.since.get(last.tx_hash, -1),
                      last.nonce, last.tx_hash, new.tx_hash, last.fees.max_fee,
                      new.fees.max_fee)
-            self.broadcast(state, new, decision)
+            self.broadcast(state, [(new, decision)])
             self.since[new.tx_hash] = head
             self.since[last.tx_hash] = head
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -142,13 +142,42 @@ class Rpc:
 
     def call(self, method: str, params: list[Any]) -> Any:
         """The result of `method`; `NodeRefused` subclasses, or `ChainUnavailable`."""
+        return self._failover(method, lambda endpoint: self._once(endpoint, method, params))
+
+    def call_many(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
+        """`method` once per params list, in ONE JSON-RPC batch request: for each, its result
+        or the `NodeRefused` it was refused with (returned, not raised), in order. A
+        transport failure fails the whole batch over to the next endpoint."""
+        if not params:
+            return []
+
+        def once(endpoint: Endpoint) -> list[Any]:
+            first = self._ids + 1
+            self._ids += len(params)
+            answers = self._post(endpoint, [
+                {"jsonrpc": "2.0", "id": first + i, "method": method, "params": p}
+                for i, p in enumerate(params)])
+            if not isinstance(answers, list):
+                raise _Transport("not a JSON-RPC batch answer")
+            by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+            found: list[Any] = []
+            for i in range(len(params)):
+                try:
+                    found.append(self._result(endpoint, method, by_id.get(first + i)))
+                except NodeRefused as refused:
+                    found.append(refused)
+            return found
+
+        return self._failover(method, once)
+
+    def _failover(self, method: str, attempt: Callable[[Endpoint], Any]) -> Any:
         delay = self.backoff
         problems: list[str] = []
         for round_ in range(self.retries + 1):
             for _ in range(len(self.endpoints)):
                 endpoint = self.endpoint
                 try:
-                    return self._once(endpoint, method, params)
+                    return attempt(endpoint)
                 except _Transport as problem:
                     problems.append(f"{endpoint.name}: {problem}")
                     log.warning("rpc %s on %s failed (%s); trying the next endpoint", method,
@@ -161,19 +190,25 @@ class Rpc:
         raise ChainUnavailable(f"no RPC endpoint answered {method} after {self.retries + 1} "
                                f"round(s): {'; '.join(problems[-len(self.endpoints):])}")
 
-    def _once(self, endpoint: Endpoint, method: str, params: list[Any]) -> Any:
-        self._ids += 1
+    def _post(self, endpoint: Endpoint, payload: Any) -> Any:
         try:
-            response = self.client.post(endpoint.url, json={
-                "jsonrpc": "2.0", "id": self._ids, "method": method, "params": params})
+            response = self.client.post(endpoint.url, json=payload)
         except httpx.HTTPError as error:  # its text may hold the URL: keep only the kind
             raise _Transport(type(error).__name__) from None
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise _Transport(f"HTTP {response.status_code}")
         try:
-            answer = response.json()
+            return response.json()
         except ValueError:
             raise _Transport(f"HTTP {response.status_code}, not JSON") from None
+
+    def _once(self, endpoint: Endpoint, method: str, params: list[Any]) -> Any:
+        self._ids += 1
+        answer = self._post(endpoint, {"jsonrpc": "2.0", "id": self._ids, "method": method,
+                                       "params": params})
+        return self._result(endpoint, method, answer)
+
+    def _result(self, endpoint: Endpoint, method: str, answer: Any) -> Any:
         if not isinstance(answer, dict):
             raise _Transport("not a JSON-RPC answer")
         error = answer.get("error")
@@ -219,6 +254,14 @@ class Rpc:
         except AlreadyKnown as known:
             return known.endpoint, True
         return self.endpoint.name, False
+
+    def send_raw_many(self, raw_txs: Sequence[str]) -> list[tuple[str, bool] | NodeRefused]:
+        """`send_raw` of each, in one batch request: (endpoint name, already_known) or the
+        refusal, in order. Raises `ChainUnavailable` only."""
+        results = self.call_many("eth_sendRawTransaction", [[raw] for raw in raw_txs])
+        name = self.endpoint.name  # the endpoint that answered (after any failover)
+        return [(name, True) if isinstance(r, AlreadyKnown)
+                else r if isinstance(r, NodeRefused) else (name, False) for r in results]
 
     def close(self) -> None:
         self.client.close()
