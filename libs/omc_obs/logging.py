@@ -1,8 +1,10 @@
 """JSON log lines for every service: one object per line on stderr, levelled, with context.
 
-    configure(service, *, level=None, stream=None, secrets=()) -> Handler   once, in __main__
-    faust_logging_config() -> dict   for faust.Worker(logging_config=..., loghandlers=[handler]),
-                                     so faust keeps this handler instead of its coloured one
+    configure(service, *, level=None, stream=None, secrets=(), context=None) -> Handler
+                                     once, in __main__; `context()` (say, the gateway's
+                                     per-request fields) is merged into every line
+    faust_logging_config(handler) -> dict   for faust.Worker(logging_config=...), so faust
+                                     keeps this JSON handler instead of its coloured one
     bind(**fields)                   context manager: `fields` go on every line written inside
                                      it (correlation_id, task_id, agent_id, tx_hash, ...)
     add_secret(value)                redact this exact value from every later line
@@ -29,7 +31,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -48,7 +50,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
     (re.compile(r"([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1" + MASK + "@"),
     (re.compile(r"(?i)\b((?:private[_-]?key|secret|password|passwd|passphrase|api[_-]?key|"
-                r"access[_-]?token|mnemonic)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]+"),
+                r"access[_-]?token|mnemonic)(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?)"
+                r"[^\s\"'\\,;&}]+"),
      r"\1" + MASK),
 )
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
@@ -101,9 +104,11 @@ def _trace_ids(bound: dict[str, Any]) -> dict[str, str]:
 class JsonFormatter(logging.Formatter):
     """A record as one redacted JSON object."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str,
+                 context: Callable[[], Mapping[str, Any] | None] | None = None) -> None:
         super().__init__()
         self.service = service
+        self.context = context
 
     def format(self, record: logging.LogRecord) -> str:
         bound = _BOUND.get() or {}
@@ -114,6 +119,8 @@ class JsonFormatter(logging.Formatter):
             "service": self.service,
             "message": record.getMessage(),
         }
+        if self.context is not None:
+            line.update(self.context() or {})
         line.update({k: v for k, v in bound.items() if k != "traceparent"})
         line.update(_trace_ids(bound))
         for name in CONTEXT_FIELDS:
@@ -134,12 +141,13 @@ def level_from_env(default: int = logging.INFO) -> int:
 
 
 def configure(service: str, *, level: int | None = None, stream: TextIO | None = None,
-              secrets: Iterable[str] = ()) -> logging.Handler:
+              secrets: Iterable[str] = (),
+              context: Callable[[], Mapping[str, Any] | None] | None = None) -> logging.Handler:
     """Route every logger (uvicorn's, faust's, the libraries') to one JSON handler."""
     for secret in secrets:
         add_secret(secret)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, context))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level if level is not None else level_from_env())
@@ -152,8 +160,9 @@ def configure(service: str, *, level: int | None = None, stream: TextIO | None =
     return handler
 
 
-def faust_logging_config() -> dict[str, Any]:
-    """A logging config for faust/mode's Worker that leaves the root logger's level as
-    `configure` set it and adds no handler of its own."""
+def faust_logging_config(handler: logging.Handler) -> dict[str, Any]:
+    """A logging config for faust/mode's Worker (which applies one with dictConfig at start)
+    whose root logger keeps `handler` and the level `configure` set."""
     return {"version": 1, "disable_existing_loggers": False,
-            "root": {"level": logging.getLogger().level, "handlers": []}}
+            "handlers": {"omc": {"()": lambda: handler}},
+            "root": {"level": logging.getLogger().level, "handlers": ["omc"]}}

@@ -47,6 +47,7 @@ from omc_kafka.consumer import consumer_config
 from omc_kafka.deadletter import TOPIC as DEADLETTER_TOPIC
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import EventProducer, producer_config
+from omc_obs.logging import configure as configure_logging
 from omc_proj_mysql import migrations
 from omc_proj_mysql.metrics import Metrics
 from omc_proj_mysql.projector import GROUP, TOPICS, Projector
@@ -120,8 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--migrate", action="store_true",
                         help="apply the read model's migrations before projecting")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                                                   "%(message)s")
+    configure_logging("proj-mysql")
     try:
         options = Options.from_env()
     except ConfigError as error:

@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import redis
 from confluent_kafka import Consumer, Producer
@@ -51,6 +49,7 @@ from omc_kafka.consumer import consumer_config
 from omc_kafka.deadletter import TOPIC as DEADLETTER_TOPIC
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import EventProducer, producer_config
+from omc_obs.logging import configure as configure_logging
 from omc_proj_redis import projector
 from omc_proj_redis.keys import DEFAULT_PREFIX, Keys
 from omc_proj_redis.projector import Metrics, Projector, rebuild
@@ -136,30 +135,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line on stderr, as every process of the project logs."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(
-                    timespec="milliseconds"),
-                "level": record.levelname.lower(), "logger": record.name,
-                "message": record.getMessage()}
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
-
-
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments(argv)
-    _configure_logging()
+    configure_logging("proj-redis")
     try:
         settings = ProjectorSettings.from_env()
     except ConfigError as error:

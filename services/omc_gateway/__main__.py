@@ -14,15 +14,16 @@ import sys
 import uvicorn
 
 from omc_errors import ConfigError
-from omc_gateway.observe import configure_logging
+from omc_gateway.observe import CONTEXT
 from omc_gateway.settings import GatewaySettings
 from omc_gateway.wiring import build
+from omc_obs.logging import configure as configure_logging
 
 log = logging.getLogger("omc.gateway")
 
 
 def main() -> int:
-    configure_logging()
+    configure_logging("gateway", context=CONTEXT.get)
     try:
         settings = GatewaySettings.from_env()
     except ConfigError as error:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from omc_errors import ConfigError
-from omc_registry import jsonlog
+from omc_obs.logging import configure as configure_logging
 from omc_registry.app import create_app
 from omc_registry.log import KafkaLog
 from omc_registry.settings import RegistrySettings
@@ -44,7 +44,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments(argv)
-    jsonlog.configure()
+    configure_logging("registry")
     try:
         settings = RegistrySettings.from_env(**vars(arguments))
     except ConfigError as error:

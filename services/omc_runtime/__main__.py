@@ -12,6 +12,8 @@ import sys
 import faust
 
 from omc_errors import ConfigError
+from omc_obs.logging import configure as configure_logging
+from omc_obs.logging import faust_logging_config
 from omc_runtime.app import create_app
 from omc_runtime.settings import RuntimeSettings
 
@@ -22,9 +24,10 @@ def main() -> int:
     except ConfigError as error:
         print(f"omc-runtime: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO)
+    handler = configure_logging("runtime")
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel="info", quiet=True)
+    worker = faust.Worker(app, loglevel=logging.getLogger().level, quiet=True,
+                          logging_config=faust_logging_config(handler))
     worker.execute_from_commandline()
     return 0
 

@@ -23,6 +23,7 @@ from omc_errors import ConfigError
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec
 from omc_kafka.producer import EventProducer, producer_config
+from omc_obs.logging import configure as configure_logging
 from omc_watcher.rpc import Node
 from omc_watcher.settings import CHAIN_TOPIC, TX_TOPIC, WatcherSettings
 from omc_watcher.watcher import SOURCE, Watcher
@@ -67,8 +68,7 @@ def main() -> int:
     except ConfigError as error:
         print(f"omc-watcher: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("watcher")
     try:
         asyncio.run(serve(settings))
     except Exception as error:
