@@ -149,6 +149,7 @@ class AccountState:
     floor: int = 0                     # nonces below it are used on chain
     occupied: dict[int, int] = field(default_factory=dict)  # nonce -> live txs holding it
     top: int = 0                       # 1 + the highest nonce ever signed
+    holes: set[int] = field(default_factory=set)  # freed nonces below `top`
     queue: list[str] = field(default_factory=list)  # request ids waiting to be signed
 
     @classmethod
@@ -228,6 +229,10 @@ def on_tx_signed(state: AccountState, record: TxSigned) -> None:
                 record.replaces_tx_hash, record.meta.event_id)
     state.txs[tx.tx_hash] = tx
     state.occupied[tx.nonce] = state.occupied.get(tx.nonce, 0) + 1
+    state.holes.discard(tx.nonce)
+    for skipped in range(state.top, tx.nonce):  # signed above a gap (floor raised): not holes
+        if skipped >= state.floor and not state.occupied.get(skipped):
+            state.holes.add(skipped)
     state.top = max(state.top, tx.nonce + 1)
     request = _request(state, record.request_id)
     if request is None:
@@ -246,6 +251,7 @@ def _release(state: AccountState, nonce: int) -> None:
     count = state.occupied.get(nonce, 0)
     if count <= 1:
         state.occupied.pop(nonce, None)
+        state.holes.add(nonce)
     else:
         state.occupied[nonce] = count - 1
 
@@ -281,11 +287,12 @@ def _on_receipt(state: AccountState, record: Record) -> None:
 
 def next_nonce(state: AccountState) -> int:
     """The lowest nonce at or above the chain's floor that no live transaction holds."""
-    nonce = state.floor
-    top = max(state.top, state.floor)
-    while nonce < top and state.occupied.get(nonce):
-        nonce += 1
-    return nonce
+    if state.holes:
+        free = [n for n in state.holes if n >= state.floor and not state.occupied.get(n)]
+        if free:
+            return min(free)
+        state.holes = {n for n in state.holes if n >= state.floor}
+    return max(state.top, state.floor)
 
 
 def pending(state: AccountState) -> list[TxRequested]:

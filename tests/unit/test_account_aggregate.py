@@ -316,3 +316,17 @@ def test_cancelling_an_included_request_fails(log: Log) -> None:
 
     assert isinstance(decision, Failure)
     assert decision.request_id == rid(2)
+
+
+def test_a_freed_nonce_between_live_ones_is_taken_first_then_the_top(log: Log) -> None:
+    for n in range(3):
+        log.request(n)
+        log.signed(n, n, n)
+    log.broadcast(0, 0)
+    log.broadcast(2, 2)
+    log.failed(1, TxFailureCode.UNDERPRICED)  # never accepted: nonce 1 is free again
+
+    assert next_nonce(log.state) == 1
+    log.request(3)
+    log.signed(3, 1, 3)
+    assert next_nonce(log.state) == 3
