@@ -94,7 +94,9 @@ def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | 
                   for p in partitions(bootstrap, t)]
         events = read_partitions(bootstrap, wanted)
         complete = {stream_id(t, p) for t, p in wanted if t in topics.events}
-        evidence = Evidence(events=events, complete=complete, proof_events=proof)
+        unproven = {stream_id(t, p) for t, p in wanted if t not in topics.events}
+        evidence = Evidence(events=events, complete=complete, unproven=unproven,
+                            proof_events=proof)
     return audit(evidence, _codec(settings).decode, trusted, _chain(settings), registry)
 
 

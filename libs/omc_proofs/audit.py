@@ -120,6 +120,8 @@ class AnchorReceipt:
 class Evidence:
     events: list[Stored] = field(default_factory=list)
     complete: set[str] = field(default_factory=set)  # stream ids held whole from offset 0
+    unproven: set[str] = field(default_factory=set)  # streams no notary covers (commands):
+    #                                                  their hashes and chains only
     proof_events: list[Stored] = field(default_factory=list)
     proofs: list[InclusionProof] = field(default_factory=list)
     receipts: list[AnchorReceipt] = field(default_factory=list)
@@ -319,7 +321,7 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     proofs = {(p.topic, p.partition, p.offset): p for p in evidence.proofs}
     held_keys = set()
     for m in evidence.events:
-        if m.stream in evidence.complete:
+        if m.stream in evidence.complete or m.stream in evidence.unproven:
             continue
         held_keys.add((m.topic, m.partition, m.offset))
         proof = proofs.get((m.topic, m.partition, m.offset))

@@ -1,0 +1,155 @@
+"""The notary's core in-process (no Kafka): checkpoints by count and time, signed digests,
+consistency with the previous checkpoint, the same outputs after a restart from its own
+records, anchors requested and confirmed once; and the checkpoint digest and key."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from omc_errors import ConfigError
+from omc_events.avro import Schemas
+from omc_events.chain import seal
+from omc_events.envelope import ChainHead
+from omc_events.records import (
+    AnchorConfirmed,
+    AnchorSubmitted,
+    CheckpointSigned,
+    TxRequested,
+)
+from omc_notary.notary import Anchoring, Notary
+from omc_proofs.checkpoint import (
+    NotaryKey,
+    checkpoint_digest,
+    checkpoint_problems,
+    recover_signer,
+    unhex32,
+)
+from omc_proofs.merkle import verify_consistency
+from tests.support.samples import sample
+
+SCHEMAS = Schemas()
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+KEY = NotaryKey("0x" + "22" * 32)
+ANCHORING = Anchoring(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                      "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 10**11)
+
+
+def _events(n: int, start: int = 0) -> list[tuple[int, bytes, object]]:
+    head = ChainHead()
+    out = []
+    for i in range(n):
+        record = sample(SCHEMAS.set, "omc.task.TaskCompleted", aggregate_id="t",
+                        causation="c", position=start + i)
+        record, head = seal(SCHEMAS, record, head)
+        out.append((start + i, b"\x00\x00\x00\x00\x01" + SCHEMAS.encode(record), record))
+    return out
+
+
+def _notary(**kw) -> Notary:
+    return Notary(KEY, SCHEMAS, proof_topic="proof", tx_topic="tx", every_events=4,
+                  every_seconds=60, **kw)
+
+
+def _feed(notary: Notary, events, now=T0):
+    outputs = []
+    for offset, value, record in events:
+        outputs += notary.observe("task", 0, offset, value, record, now)
+        outputs += notary.due(now)
+    return outputs
+
+
+def test_checkpoints_by_count_chain_and_prove_consistency():
+    outputs = _feed(_notary(), _events(10))
+    checkpoints = [o.record for o in outputs]
+    assert [c.tree_size for c in checkpoints] == [4, 8]
+    first, second = checkpoints
+    assert all(isinstance(c, CheckpointSigned) for c in checkpoints)
+    assert (first.first_offset, first.last_offset, first.previous_root) == (0, 3, None)
+    assert (second.first_offset, second.last_offset) == (4, 7)
+    assert second.previous_root == first.root
+    assert verify_consistency(4, 8, unhex32(first.root), unhex32(second.root),
+                              [unhex32(h) for h in second.consistency_proof])
+    assert [c.meta.sequence for c in checkpoints] == [1, 2]
+    assert second.meta.prev_hash == first.meta.hash
+    assert all(checkpoint_problems(c, [KEY.address]) == [] for c in checkpoints)
+    assert {o.key for o in outputs} == {"task:0"}
+
+
+def test_time_closes_a_stream_only_when_ready():
+    notary = _notary()
+    _feed(notary, _events(3))
+    assert notary.due(T0 + timedelta(seconds=61), ready=False) == []
+    [out] = notary.due(T0 + timedelta(seconds=61))
+    assert out.record.tree_size == 3
+    assert notary.due(T0 + timedelta(seconds=200)) == []  # nothing new
+
+
+def test_a_restart_from_its_own_records_continues_without_duplicate_or_gap():
+    events = _events(13)
+    live = _notary()
+    written = _feed(live, events[:9])
+    again = _notary()
+    for out in written:
+        again.restore(out.record)
+    assert _feed(again, events[:9]) == []  # the replay writes nothing already written
+    rest_live = _feed(live, events[9:])
+    rest_again = _feed(again, events[9:])
+    assert [o.record for o in rest_again] == [o.record for o in rest_live]
+    assert [o.record.tree_size for o in rest_live] == [12]
+    assert rest_live[0].record.previous_tree_size == 8
+
+
+def test_anchors_are_requested_once_and_confirmed_by_the_tx_outcome():
+    notary = _notary(anchoring=ANCHORING)
+    outputs = _feed(notary, _events(4))
+    kinds = [type(o.record) for o in outputs]
+    assert kinds == [CheckpointSigned, AnchorSubmitted, TxRequested]
+    submitted, request = outputs[1].record, outputs[2].record
+    assert outputs[2].topic == "tx"
+    assert outputs[2].key == f"31337:{ANCHORING.sender}"
+    assert request.purpose == "ANCHOR"
+    assert request.to == ANCHORING.registry
+    assert request.data.startswith("0x")
+    assert request.meta.sequence == 0  # self-hashed
+    assert request.request_id == submitted.request_id
+    # a restart before the outcome re-sends the very same request
+    again = _notary(anchoring=ANCHORING)
+    for out in outputs[:2]:
+        again.restore(out.record)
+    assert [o.record for o in again.resubmissions()] == [request]
+    confirmed = sample(SCHEMAS.set, "omc.tx.TxConfirmed", aggregate_id="a")
+    confirmed = dataclasses.replace(confirmed, request_id=request.request_id)
+    [out] = notary.observe("tx", 0, 0, b"", confirmed, T0)
+    assert isinstance(out.record, AnchorConfirmed)
+    assert (out.record.root, out.record.tree_size) == (submitted.root, 4)
+    assert out.record.meta.prev_hash == submitted.meta.hash
+    assert notary.observe("tx", 0, 1, b"", confirmed, T0) == []  # once
+    # its own anchoring traffic never makes the tx stream due
+    assert notary.due(T0 + timedelta(days=1)) == []
+
+
+def test_digest_is_the_documented_canonical_json():
+    import hashlib
+    import json
+
+    fields = {"first_offset": 0, "last_offset": 3, "previous_root": None,
+              "previous_tree_size": 0, "root": "0x" + "ab" * 32, "stream_id": "s:0",
+              "tree_size": 4}
+    expected = "0x" + hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":"))
+                                     .encode()).hexdigest()
+    assert checkpoint_digest(**fields) == expected
+    assert recover_signer(expected, KEY.sign(expected)) == KEY.address
+
+
+def test_the_key_is_never_shown():
+    text = "22" * 32
+    assert text not in repr(KEY) + str(KEY)
+    with pytest.raises(TypeError):
+        pickle.dumps(KEY)
+    with pytest.raises(ConfigError) as error:
+        NotaryKey("0x1234")
+    assert "1234" not in str(error.value)
