@@ -14,6 +14,9 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from omc_chain import abi
+from omc_chain.artifacts import load_artifact
+from omc_chain.deploy import deploy_contract
 from omc_chain.signer import LocalKeySigner, Signers
 from omc_config import Settings
 from omc_domain.draft import DRAFT
@@ -352,3 +355,21 @@ def test_while_the_node_is_down_nothing_is_signed_again_and_the_same_bytes_go_ou
     assert of(records, TxSigned) == [signed]
     assert of(records, TxBroadcast)[0].tx_hash == signed.tx_hash
     assert anvil.call("eth_getTransactionReceipt", signed.tx_hash)["status"] == "0x1"
+
+
+def test_a_call_that_reverts_at_estimation_fails_with_the_reason_and_signs_nothing(
+        txlog: TxLog, funded_account, web3: Web3) -> None:
+    token = deploy_contract(web3, funded_account, load_artifact("DemoToken"), "Test", "T")
+    manager = txlog.manager(signers_of(funded_account))
+    nonce_before = web3.eth.get_transaction_count(funded_account.address)
+    request = txlog.request(funded_account.address, token, 0, data=abi.encode_call(
+        "transfer(address,uint256)", [BOB, 5]))  # holds no token: the transfer reverts
+
+    records = txlog.run_until(manager, lambda rs: of(rs, TxFailed))
+
+    (failed,) = of(records, TxFailed)
+    assert (failed.request_id, failed.code) == (request.request_id, TxFailureCode.REVERTED)
+    assert (failed.tx_hash, failed.nonce) == (None, None)
+    assert "exceeds balance" in failed.detail
+    assert of(records, TxSigned) == []
+    assert web3.eth.get_transaction_count(funded_account.address) == nonce_before
