@@ -10,12 +10,13 @@
     next_nonce(state)                -> int     the nonce the next new transaction takes
     pending(state)                   -> [TxRequested]   requests to sign, in arrival order
     reconcile(state, latest, pending) -> Reconciliation  the log against the chain at start
+    raise_floor(state, nonce)                   the chain used every nonce below `nonce`
     unbroadcast(state)               -> [SentTx]  signed, never accepted by a node, live
     stuck(state, head, since, after_blocks) -> [RequestState]  to replace
     replacement(state, request, market, max_replacements) -> Replace | Failure
     cancellation(state, cancel_request, market) -> Replace | Failure
     cancelled(state)                 -> [(target, cancel)]  targets whose cancel confirmed
-    initial_fees(market, cap), bump(fee)
+    initial_fees(market, cap), replacement_fees(old, market, cap), bump(fee)
 
 Pure: no clock, no random, no I/O. The shell passes what it learnt from the chain (nonces,
 fees, the head) in and records the outcome as events. For speed over long logs the fold

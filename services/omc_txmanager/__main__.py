@@ -56,6 +56,9 @@ def main() -> int:
     log.info("tx manager for chain %d: %d key(s) %s, endpoints %s, topic %s, group %s",
              chain_id, len(signers), sorted(signers), [e.name for e in settings.endpoints],
              settings.topic, settings.group)
+    if not signers:
+        log.warning("no signing key is loaded: requests will wait (see docs/transactions.md, "
+                    "Keys)")
     manager.run(lambda: bool(stopping))
     return 0
 

@@ -606,10 +606,15 @@ class TxManager:
 
     def _gauges(self, owned: list[str]) -> None:
         pending = unsettled = 0
+        waiting: set[str] = set()
         for key in owned:
             for request in self.states[key].requests.values():
                 pending += request.status == accounts.Status.REQUESTED
-                unsettled += request.status == accounts.Status.SIGNED
+                if request.status == accounts.Status.SIGNED:
+                    unsettled += 1
+                    waiting.update(request.txs)
+        if len(self.since) > 2 * len(waiting) + 1000:  # forget settled transactions
+            self.since = {h: b for h, b in self.since.items() if h in waiting}
         self.metrics.pending.set(pending)
         self.metrics.unsettled.set(unsettled)
         self.metrics.rpc_failovers.set(self.rpc.failovers)
