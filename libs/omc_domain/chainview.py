@@ -248,16 +248,23 @@ class Emit:
     def event_id(self) -> str:
         return derived_id(self.causation_id, self.position)
 
+    def envelope(self, occurred_at: datetime, actor: str, *, event_id: str | None = None,
+                 sequence: int = 0, prev_hash: str = "", hash: str = "") -> EventMeta:
+        """The record's envelope; the chain fields (sequence, prev_hash, hash) are the
+        sealer's."""
+        return EventMeta(
+            event_id=event_id or self.event_id, event_type=self.record.SCHEMA,
+            schema_version=1, aggregate_type=self.aggregate_type,
+            aggregate_id=self.aggregate_id, sequence=sequence, occurred_at=occurred_at,
+            tenant=self.tenant, actor=actor,
+            correlation_id=self.correlation_id or self.causation_id,
+            causation_id=self.causation_id, traceparent=self.traceparent, prev_hash=prev_hash,
+            hash=hash)
+
     def filled(self, occurred_at: datetime, actor: str) -> Record:
         """The record with its envelope filled in, ready to be sealed after its aggregate's
         head (sequence, prev_hash and hash are the sealer's)."""
-        return dataclasses.replace(self.record, meta=EventMeta(
-            event_id=self.event_id, event_type=self.record.SCHEMA, schema_version=1,
-            aggregate_type=self.aggregate_type, aggregate_id=self.aggregate_id, sequence=0,
-            occurred_at=occurred_at, tenant=self.tenant, actor=actor,
-            correlation_id=self.correlation_id or self.causation_id,
-            causation_id=self.causation_id, traceparent=self.traceparent, prev_hash="",
-            hash=""))
+        return dataclasses.replace(self.record, meta=self.envelope(occurred_at, actor))
 
 
 def cause_id(kind: str, *parts: object) -> str:

@@ -2,7 +2,8 @@
 acknowledged.
 
     out = Output(producer, source)
-    sealed = out.write([(topic, key, record, head), …])   # blocking; acks awaited
+    record, body, head = out.seal(emit, head, occurred_at, actor)
+    out.write([(topic, key, record, body), …])    # blocking; every ack awaited
 
 The record is Avro-encoded once, with meta.hash = "": those are its canonical bytes
 (docs/envelope.md), hashed after prev_hash; the hash's encoding (0x80 0x01 and 64 hex
@@ -25,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaError, Message
 
+from omc_domain.chainview import Emit
 from omc_events.chain import chain_hash
-from omc_events.envelope import ChainHead, headers
+from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_events.records import EventMeta
 from omc_kafka.producer import DeliveryFailed, EventProducer
@@ -67,24 +69,47 @@ class Output:
     def __init__(self, producer: EventProducer, source: str) -> None:
         self.producer = producer
         self.source = source
+        self._source = source.encode()
         self._prefixes: dict[tuple[str, str], bytes] = {}
         self._failures: list[str] = []
+        self._time: tuple[datetime | None, bytes] = (None, b"")
 
-    def seal(self, record: Record, head: ChainHead) -> tuple[Record, bytes, ChainHead]:
-        """(sealed record, its Avro body, the aggregate's new head)."""
+    def seal(self, emit: Emit, head: ChainHead, occurred_at: datetime,
+             actor: str) -> tuple[Record, bytes, ChainHead]:
+        """(`emit`'s record sealed after `head`, its Avro body, the aggregate's new head)."""
         schemas = self.producer.codec.schemas
-        meta = dataclasses.replace(record.meta,  # type: ignore[attr-defined]
-                                   sequence=head.sequence + 1, prev_hash=head.hash, hash="")
-        unsealed = dataclasses.replace(record, meta=meta)
-        canonical = schemas.encode(unsealed)
+        event_id = emit.event_id
+        sequence = head.sequence + 1
+        meta = emit.envelope(occurred_at, actor, event_id=event_id, sequence=sequence,
+                             prev_hash=head.hash)
+        canonical = schemas.encode(dataclasses.replace(emit.record, meta=meta))
         meta_end = _meta_length(meta)
         marker = _HASH_LENGTH + head.hash.encode() + b"\x00"  # prev_hash, then hash = ""
         if canonical[meta_end - len(marker):meta_end] != marker:  # EventMeta changed shape
             meta_end = len(schemas.encode(meta))
         digest = chain_hash(head.hash, canonical)
         body = canonical[:meta_end - 1] + _HASH_LENGTH + digest.encode() + canonical[meta_end:]
-        sealed = dataclasses.replace(unsealed, meta=dataclasses.replace(meta, hash=digest))
-        return sealed, body, ChainHead(head.sequence + 1, digest)
+        sealed = dataclasses.replace(emit.record, meta=emit.envelope(
+            occurred_at, actor, event_id=event_id, sequence=sequence, prev_hash=head.hash,
+            hash=digest))
+        return sealed, body, ChainHead(sequence, digest)
+
+    def headers(self, meta: EventMeta) -> list[tuple[str, bytes]]:
+        """`omc_events.envelope.headers(meta, source)`, the same list, built for speed (the
+        batch's records share one occurred_at)."""
+        if meta.occurred_at != self._time[0]:
+            self._time = (meta.occurred_at,
+                          meta.occurred_at.isoformat().replace("+00:00", "Z").encode())
+        pairs = [("ce_specversion", b"1.0"), ("ce_id", meta.event_id.encode()),
+                 ("ce_type", meta.event_type.encode()), ("ce_source", self._source),
+                 ("ce_time", self._time[1]),
+                 ("ce_subject", f"{meta.aggregate_type}/{meta.aggregate_id}".encode()),
+                 ("content-type", b"application/avro"), ("omc_tenant", meta.tenant.encode())]
+        if meta.traceparent:
+            pairs.append(("traceparent", meta.traceparent.encode()))
+        if meta.tracestate:
+            pairs.append(("tracestate", meta.tracestate.encode()))
+        return pairs
 
     def prefix(self, topic: str, record: Record) -> bytes:
         """The wire-format prefix (magic byte, schema id) of `record`'s type on `topic`."""
@@ -99,7 +124,7 @@ class Output:
         kafka = self.producer.producer
         for topic, key, record, body in items:
             kafka.produce(topic, value=self.prefix(topic, record) + body, key=key,
-                          headers=headers(record.meta, self.source),  # type: ignore[attr-defined]
+                          headers=self.headers(record.meta),  # type: ignore[attr-defined]
                           on_delivery=self._delivered)
             kafka.poll(0)
         remaining = kafka.flush(30)

@@ -289,7 +289,7 @@ class Watcher:
             head = heads.get(where) or (
                 self.view.head if emit.aggregate_type == CHAIN
                 else self.tracker.heads.get(emit.aggregate_id, ChainHead()))
-            record, body, heads[where] = self.output.seal(emit.filled(now, ACTOR), head)
+            record, body, heads[where] = self.output.seal(emit, head, now, ACTOR)
             topic = (self.settings.chain_topic if emit.aggregate_type == CHAIN
                      else self.settings.tx_topic)
             items.append((topic, emit.key, record, body))

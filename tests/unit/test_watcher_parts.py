@@ -138,3 +138,42 @@ def test_every_bad_setting_is_reported_at_once() -> None:
     assert "OMC_WATCHER_RPC_URL" in text
     assert "OMC_WATCHER_SUBSCRIPTIONS" in text
     assert "secret" not in text
+
+
+# -- the output: one encoding, the same bytes ------------------------------------------------
+
+
+def test_sealing_once_gives_the_bytes_and_headers_of_the_projects_seal_and_codec() -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from omc_domain.chainview import Block, ChainView, Extend, Log
+    from omc_events.avro import Schemas
+    from omc_events.chain import seal
+    from omc_events.envelope import ChainHead, headers
+    from omc_watcher.output import Output
+
+    class Producer:  # Output only reads codec.schemas here
+        class codec:  # noqa: N801
+            schemas = Schemas()
+
+    output = Output(Producer(), "omc/chain-watcher")  # type: ignore[arg-type]
+    view = ChainView.new(31337)
+    blocks = (Block(1, "0x" + "11" * 32, "0x" + "00" * 32, 1_700_000_000, 7),)
+    emits = view.advance(Extend(blocks))
+    view.window.observe(blocks[0])
+    emits += view.observe_logs("demo ünïcode", [Log(TOKEN, ("0x" + "ab" * 32,), "0x", 1,
+                                                    "0x" + "11" * 32, "0x" + "22" * 32, 0, 3,
+                                                    "T()", '{"a":"é"}')])
+    emits = [dataclasses.replace(e, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+             if i else e for i, e in enumerate(emits)]
+    now = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
+    head = mine = ChainHead(41, "ab" * 32)
+    for emit in emits:
+        expected, head = seal(Producer.codec.schemas, emit.filled(now, "svc:chain-watcher"),
+                              head)
+        record, body, mine = output.seal(emit, mine, now, "svc:chain-watcher")
+        assert record == expected
+        assert body == Producer.codec.schemas.encode(expected)
+        assert mine == head
+        assert output.headers(record.meta) == headers(record.meta, "omc/chain-watcher")
