@@ -97,7 +97,9 @@ def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | 
         unproven = {stream_id(t, p) for t, p in wanted if t not in topics.events}
         evidence = Evidence(events=events, complete=complete, unproven=unproven,
                             proof_events=proof)
-    return audit(evidence, _codec(settings).decode, trusted, _chain(settings), registry)
+    codec = _codec(settings)
+    return audit(evidence, codec.decode, trusted, _chain(settings), registry,
+                 kind=lambda value: codec.writer(schema_id_of(value)).name)
 
 
 def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,

@@ -30,8 +30,8 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
-from omc_events.chain import read_meta
-from omc_events.chain import verify as verify_chain
+from omc_events.chain import canonical_bytes, chain_hash
+from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_events.records import (
     AnchorConfirmed,
@@ -169,53 +169,65 @@ ZERO32 = "0x" + "00" * 32
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def _chain_code(problem: str) -> str:
-    if problem.startswith("unreadable"):
-        return "unreadable"
-    if problem.startswith("hash"):
-        return "hash"
-    if problem.startswith("sequence"):
-        return "sequence"
-    return "prev_hash"
+def _key(m: Stored) -> tuple[str, int, int]:
+    return (m.topic, m.partition, m.offset)
 
 
-def _check_chains(messages: list[Stored], report: Report) -> None:
-    by_partition: dict[tuple[str, int], list[Stored]] = defaultdict(list)
+def _check_chains(messages: list[Stored], report: Report) -> dict[tuple[str, int, int], bytes]:
+    """docs/envelope.md's three checks for every message (omc_events.chain's primitives,
+    one reading of each meta), and offsets increasing per partition. Returns each message's
+    leaf (omc_proofs.leaves' definition), read in the same pass."""
+    leaves: dict[tuple[str, int, int], bytes] = {}
+    heads: dict[str, ChainHead] = {}
+    last: dict[tuple[str, int], int] = {}
     for m in messages:
-        by_partition[(m.topic, m.partition)].append(m)
-    for group in by_partition.values():
-        last = -1
-        for m in group:
-            if m.offset <= last:
-                report.add("order", m.where, f"offset {m.offset} after {last}")
-            last = max(last, m.offset)
-        _, problems = verify_chain((m.where, m.value[5:]) for m in group
-                                   if _hex_hashes(m, report))
-        for problem in problems:
-            report.add(_chain_code(problem.problem), problem.where,
-                       f"{problem.aggregate} seq {problem.sequence}: {problem.problem}")
-
-
-def _hex_hashes(m: Stored, report: Report) -> bool:
-    """False (and a finding) when meta's prev_hash or hash is not 64 hex digits, which
-    omc_events.chain.verify cannot hash; such a message is left out of the chain check."""
-    try:
-        meta, _ = read_meta(m.value[5:])
-    except Exception:  # unreadable: chain.verify reports it
-        return True
-    for name in ("prev_hash", "hash"):
-        if not _HEX64.fullmatch(str(meta.get(name))):
-            report.add("hash", m.where, f"meta.{name} is not 64 hex digits (the event was "
-                       "altered)")
-            return False
-    return True
+        previous = last.get((m.topic, m.partition), -1)
+        if m.offset <= previous:
+            report.add("order", m.where, f"offset {m.offset} after {previous}")
+        last[(m.topic, m.partition)] = max(previous, m.offset)
+        value = m.value
+        try:
+            if len(value) <= 5 or value[0] != 0:
+                raise ValueError("not the Confluent wire format")
+            meta, canonical = canonical_bytes(value[5:])
+        except Exception as error:  # whatever the bytes, a finding, never a crash
+            report.add("unreadable", m.where, f"unreadable envelope: {error}")
+            leaves[_key(m)] = leaf_data(value)
+            continue
+        stored, prev = meta["hash"], meta["prev_hash"]
+        if not (_HEX64.fullmatch(str(stored)) and _HEX64.fullmatch(str(prev))):
+            report.add("hash", m.where, "meta.hash or meta.prev_hash is not 64 hex digits "
+                       "(the event was altered)")
+            leaves[_key(m)] = leaf_data(value)
+            continue
+        leaves[_key(m)] = bytes.fromhex(stored)
+        aggregate = f"{meta['aggregate_type']}/{meta['aggregate_id']}"
+        label = f"{aggregate} seq {meta['sequence']}"
+        if chain_hash(prev, canonical) != stored:
+            report.add("hash", m.where, f"{label}: hash does not match the event's bytes "
+                       "(the event was altered)")
+        if meta["sequence"] == 0:  # a request: self-hashed, not chained
+            continue
+        head = heads.get(aggregate, ChainHead())
+        if meta["sequence"] != head.sequence + 1:
+            report.add("sequence", m.where, f"{label}: follows {head.sequence} (an event is "
+                       "missing or out of order)")
+        if prev != head.hash:
+            report.add("prev_hash", m.where, f"{label}: prev_hash is not the hash of the "
+                       "aggregate's previous event")
+        heads[aggregate] = ChainHead(meta["sequence"], stored)
+    return leaves
 
 
 def _decode_all(messages: Iterable[Stored], decode: Callable[[bytes], Record],
-                report: Report) -> list[tuple[Stored, Record]]:
+                report: Report, kind: Callable[[bytes], str] | None = None,
+                kinds: Collection[str] = ()) -> list[tuple[Stored, Record]]:
+    """The messages decoded (only those whose `kind` is in `kinds`, when `kind` is given)."""
     decoded = []
     for m in messages:
         try:
+            if kind is not None and kind(m.value) not in kinds:
+                continue
             decoded.append((m, decode(m.value)))
         except Exception as error:  # any failure to decode is a finding, never a crash
             report.add("unreadable", m.where, f"does not decode: {error}")
@@ -224,15 +236,20 @@ def _decode_all(messages: Iterable[Stored], decode: Callable[[bytes], Record],
 
 def audit(evidence: Evidence, decode: Callable[[bytes], Record],
           trusted: Collection[str] = (), chain: ChainRoots | None = None,
-          registry: str | None = None) -> Report:
-    """Verify `evidence`; `registry` pins the AnchorRegistry (else the one anchors name)."""
+          registry: str | None = None, kind: Callable[[bytes], str] | None = None) -> Report:
+    """Verify `evidence`; `registry` pins the AnchorRegistry (else the one anchors name).
+    `kind(value)` names a message's record (from its schema id) so that only the events
+    with something more to check (inferences) are decoded; without it every one is."""
     report = Report(events=len(evidence.events), proof_events=len(evidence.proof_events))
-    _check_chains(evidence.events, report)
+    leaves = _check_chains(evidence.events, report)
     events_by_stream: dict[str, list[Stored]] = defaultdict(list)
     for m in evidence.events:
         events_by_stream[m.stream].append(m)
     last_of_task: tuple[Stored, Record] | None = None
-    for m, record in _decode_all(evidence.events, decode, report):
+    if evidence.task_id is not None:
+        kind = None  # a task's bundle: every event is read, for the terminal check
+    for m, record in _decode_all(evidence.events, decode, report, kind,
+                                 (InferenceCompleted.SCHEMA,)):
         meta = record.meta  # type: ignore[attr-defined]
         if meta.aggregate_type == "task" and meta.aggregate_id == evidence.task_id:
             last_of_task = (m, record)
@@ -294,7 +311,7 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     # -- complete streams: recompute the trees ---------------------------------------------
     for stream in evidence.complete:
         held = events_by_stream.get(stream, [])
-        tree = MerkleTree(leaf_data(m.value) for m in held)
+        tree = MerkleTree(leaves[_key(m)] for m in held)
         offsets = [m.offset for m in held]
         for cp in ranges.get(stream, []):
             where = f"checkpoint {stream} size {cp.tree_size}"
@@ -338,7 +355,7 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
             path = [unhex32(h) for h in proof.path]
         except ValueError:
             path = None
-        if path is None or not verify_inclusion(leaf_data(m.value), proof.leaf_index,
+        if path is None or not verify_inclusion(leaves[_key(m)], proof.leaf_index,
                                                 proof.tree_size, path, unhex32(root)):
             report.add("inclusion", m.where, f"not included at leaf {proof.leaf_index} of "
                        f"the signed tree of size {proof.tree_size}")
