@@ -14,8 +14,10 @@ One step:
               BlockObserved; then TxReorged for included transactions whose block is gone.
   2. scan     for each subscription, eth_getLogs from where it stands (after this run's scan,
               else its last reported log's block, else from_block) up to the recorded head,
-              in chunks of `log_chunk` blocks, several chunks per batch request; write
-              ContractEventObserved (decoded when the ABI is given).
+              in chunks of `log_chunk` blocks, 16 chunks per batch request, at most 8 batches
+              a step (a long backfill goes on over several steps, heads and receipts are
+              followed meanwhile); write ContractEventObserved (decoded when the ABI is
+              given).
   3. receipts batch eth_getTransactionReceipt for every pending hash -> TxIncluded; for those
               at depth, fetch again -> TxConfirmed, TxFailed REVERTED, or TxReorged.
 
@@ -62,6 +64,7 @@ ACTOR = "svc:chain-watcher"
 SOURCE = "omc/chain-watcher"
 WALK_BACK = 8
 CHUNKS_PER_BATCH = 16
+SCAN_BATCHES_PER_STEP = 8
 
 
 class WatcherError(OmcError):
@@ -242,7 +245,9 @@ class Watcher:
         chunk = self.settings.log_chunk
         for sub in self.settings.subscriptions:
             start = self.view.resume_from(sub.id, sub.from_block)
-            while start <= head.number:
+            for _ in range(SCAN_BATCHES_PER_STEP):  # a long backfill goes on next step
+                if start > head.number:
+                    break
                 ranges = []
                 at = start
                 while at <= head.number and len(ranges) < CHUNKS_PER_BATCH:
