@@ -47,6 +47,7 @@ from omc_kafka.consumer import consumer_config
 from omc_kafka.deadletter import TOPIC as DEADLETTER_TOPIC
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import EventProducer, producer_config
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 from omc_proj_mysql import migrations
 from omc_proj_mysql.metrics import Metrics
@@ -122,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="apply the read model's migrations before projecting")
     args = parser.parse_args(argv)
     configure_logging("proj-mysql")
+    tracing.configure("proj-mysql")  # OTEL_* variables; off without an exporter
     try:
         options = Options.from_env()
     except ConfigError as error:

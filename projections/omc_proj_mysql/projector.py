@@ -41,6 +41,7 @@ from omc_errors import OmcError
 from omc_events.codec import CodecError, Undecodable, UnknownSchema
 from omc_events.record import Record
 from omc_kafka.consumer import EventConsumer
+from omc_obs import tracing
 from omc_proj_mysql.apply import HANDLERS, At
 from omc_proj_mysql.convert import utc
 from omc_proj_mysql.metrics import Metrics
@@ -310,8 +311,14 @@ class Projector:
                     view.need(table, row_key)
                 todo.append((handler, record, item.at))
             load(cursor, literal, view)
+            traced = tracing.enabled()
             for handler, record, at in todo:
-                handler.apply(view, record, at)
+                if traced:  # a span per event, child of the trace its envelope carries
+                    with tracing.span_for(record.meta, f"project {record.SCHEMA}",
+                                          **{"omc.projection": self.projection}):
+                        handler.apply(view, record, at)
+                else:
+                    handler.apply(view, record, at)
                 last_time = record.meta.occurred_at  # type: ignore[attr-defined]
             applied.records = len(todo)
             applied.rows = write(cursor, literal, view)

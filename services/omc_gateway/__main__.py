@@ -17,6 +17,7 @@ from omc_errors import ConfigError
 from omc_gateway.observe import CONTEXT
 from omc_gateway.settings import GatewaySettings
 from omc_gateway.wiring import build
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 
 log = logging.getLogger("omc.gateway")
@@ -24,6 +25,7 @@ log = logging.getLogger("omc.gateway")
 
 def main() -> int:
     configure_logging("gateway", context=CONTEXT.get)
+    tracing.configure("gateway")  # OTEL_* variables; off without an exporter
     try:
         settings = GatewaySettings.from_env()
     except ConfigError as error:

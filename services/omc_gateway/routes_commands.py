@@ -25,6 +25,7 @@ from omc_gateway.errors import FieldError, InvalidBody, Unavailable
 from omc_gateway.fields import Text, Uuid, canonical_json
 from omc_gateway.observe import Metrics, annotate
 from omc_gateway.ports import CommandBus, IdempotencyStore, StoredAnswer
+from omc_obs import tracing
 
 log = logging.getLogger("omc.gateway.commands")
 
@@ -137,17 +138,20 @@ class CommandRoutes:
                 self.metrics.command(str(stored.body.get("command_type")), "replayed")
                 return _answer(stored, replayed=True)
         try:
-            try:
-                record = build(Origin(principal, cid, *trace_context(
-                    call.request.headers.get("traceparent"),
-                    call.request.headers.get("tracestate"))))
-            except RecordInvalid as error:
-                raise InvalidBody([FieldError(error.field, error.problem)]) from error
-            try:
-                await self.bus.publish(record)
-            except Unavailable:
-                self.metrics.command(record.SCHEMA, "unavailable")
-                raise
+            with tracing.continue_trace(
+                    f"publish {collection} command", *trace_context(
+                        call.request.headers.get("traceparent"),
+                        call.request.headers.get("tracestate")),
+                    **{"omc.command_id": cid, "omc.tenant": principal.tenant}) as context:
+                try:
+                    record = build(Origin(principal, cid, *context))
+                except RecordInvalid as error:
+                    raise InvalidBody([FieldError(error.field, error.problem)]) from error
+                try:
+                    await self.bus.publish(record)
+                except Unavailable:
+                    self.metrics.command(record.SCHEMA, "unavailable")
+                    raise
         except BaseException:
             if key is not None:
                 await self._release(principal.key_id, key, fingerprint)

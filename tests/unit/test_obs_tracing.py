@@ -1,0 +1,114 @@
+"""omc_obs.tracing: OTEL_* configuration, and W3C trace context between envelopes and spans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from omc_obs import tracing
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    yield exporter
+    tracing.use(None)
+
+
+def meta(traceparent: str | None = None) -> SimpleNamespace:
+    return SimpleNamespace(event_id="e-1", event_type="omc.task.TaskSubmitted",
+                           aggregate_type="task", aggregate_id="t-1", correlation_id="c-1",
+                           tenant="acme", traceparent=traceparent, tracestate=None)
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"},
+    {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"},
+])
+def test_without_an_exporter_tracing_stays_off(env) -> None:
+    assert tracing.configure("gateway", env) is None
+    assert not tracing.enabled()
+    with tracing.span_for(meta(PARENT), "project") as span:
+        assert span is None
+
+
+def test_the_console_exporter_traces_under_the_service_name() -> None:
+    try:
+        provider = tracing.configure("gateway", {"OTEL_TRACES_EXPORTER": "console",
+                                                 "OTEL_SERVICE_NAME": "omc-gateway-eu"})
+        assert tracing.enabled()
+        assert provider.resource.attributes["service.name"] == "omc-gateway-eu"
+    finally:
+        tracing.use(None)
+
+
+def test_otlp_without_its_exporter_package_says_so_and_traces_nothing(caplog) -> None:
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the OTLP exporter is installed")
+
+    assert tracing.configure("gateway", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}) is None
+    assert "opentelemetry-exporter-otlp-proto-http" in caplog.text
+
+
+def test_a_span_for_a_message_is_the_child_of_its_envelopes_context(spans) -> None:
+    with tracing.span_for(meta(PARENT), "project omc.task.TaskSubmitted", extra=1):
+        pass
+
+    (span,) = spans.get_finished_spans()
+    assert f"{span.context.trace_id:032x}" == PARENT.split("-")[1]
+    assert span.parent.span_id == int(PARENT.split("-")[2], 16)
+    assert span.parent.is_remote
+    assert span.kind == SpanKind.CONSUMER
+    assert span.attributes["omc.event_id"] == "e-1"
+    assert span.attributes["extra"] == 1
+
+
+def test_a_message_without_context_starts_a_trace(spans) -> None:
+    with tracing.span_for(meta(None), "project"):
+        pass
+
+    (span,) = spans.get_finished_spans()
+    assert span.parent is None
+
+
+def test_continue_trace_yields_its_own_spans_context_for_the_next_envelope(spans) -> None:
+    with tracing.continue_trace("publish", PARENT, "vendor=1", **{"omc.command_id": "x"}) as (
+            traceparent, tracestate):
+        pass
+
+    (span,) = spans.get_finished_spans()
+    assert traceparent.split("-")[1:3] == [f"{span.context.trace_id:032x}",
+                                           f"{span.context.span_id:016x}"]
+    assert tracestate == "vendor=1"
+    assert span.parent.span_id == int(PARENT.split("-")[2], 16)
+    assert span.kind == SpanKind.PRODUCER
+
+
+def test_continue_trace_passes_the_callers_context_through_while_tracing_is_off() -> None:
+    with tracing.continue_trace("publish", PARENT, None) as context:
+        assert context == (PARENT, None)
+    with tracing.continue_trace("publish", None) as context:
+        assert context == (None, None)
+
+
+def test_a_malformed_traceparent_gives_no_parent(spans) -> None:
+    with tracing.span_for(meta("00-zz-yy-01"), "project"):
+        pass
+
+    assert spans.get_finished_spans()[0].parent is None
