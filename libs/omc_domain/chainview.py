@@ -522,6 +522,8 @@ class Tracker:
     chain_id: int
     depth: int
     requests: dict[str, Request] = field(default_factory=dict)
+    open: dict[str, Request] = field(default_factory=dict)
+    """The requests still followed (pending or included); the others are only remembered."""
     by_hash: dict[str, str] = field(default_factory=dict)
     heads: dict[str, ChainHead] = field(default_factory=dict)
     produced: dict[str, int] = field(default_factory=dict)
@@ -554,6 +556,7 @@ class Tracker:
                 request = self.requests[record.request_id] = Request(
                     record.request_id, record.sender, record.nonce, tenant=meta.tenant,
                     correlation_id=meta.correlation_id, traceparent=meta.traceparent)
+                self.open[record.request_id] = request
             request.hashes.setdefault(record.tx_hash, meta.event_id)
             request.nonce = record.nonce
             self.by_hash[record.tx_hash] = record.request_id
@@ -583,6 +586,7 @@ class Tracker:
 
     def _close(self, request: Request, phase: Phase) -> None:
         request.phase = phase
+        self.open.pop(request.request_id, None)
         for tx_hash in request.hashes:
             self.by_hash.pop(tx_hash, None)
 
@@ -590,19 +594,19 @@ class Tracker:
 
     def pending_hashes(self) -> list[str]:
         """Every tx hash whose receipt is awaited (all candidates of pending requests)."""
-        return [h for r in self.requests.values() if r.phase is Phase.PENDING for h in r.hashes]
+        return [h for r in self.open.values() if r.phase is Phase.PENDING for h in r.hashes]
 
     def due(self, window: Window) -> list[Request]:
         """Included requests whose depth is reached at the window's head."""
         head = window.head
         if head is None:
             return []
-        return [r for r in self.requests.values() if r.phase is Phase.INCLUDED
+        return [r for r in self.open.values() if r.phase is Phase.INCLUDED
                 and r.included is not None
                 and head.number - r.included.block_number + 1 >= self.depth]
 
     def open_requests(self) -> list[Request]:
-        return [r for r in self.requests.values() if r.phase in (Phase.PENDING, Phase.INCLUDED)]
+        return [r for r in self.open.values() if r.phase in (Phase.PENDING, Phase.INCLUDED)]
 
     # decide ----------------------------------------------------------------------------------
 
@@ -623,7 +627,7 @@ class Tracker:
         assert floor is not None
         positions = _Positions(self.produced)
         emits = []
-        for request in self.requests.values():
+        for request in self.open.values():
             if request.phase is not Phase.PENDING:
                 continue
             for tx_hash in request.hashes:
@@ -650,7 +654,7 @@ class Tracker:
             return []
         positions = _Positions(self.produced)
         emits = []
-        for request in self.requests.values():
+        for request in self.open.values():
             included = request.included
             if request.phase is not Phase.INCLUDED or included is None:
                 continue

@@ -226,15 +226,16 @@ def topics(stack, settings: Settings, fresh_topic: Callable[..., str]) -> Topics
 
 
 def sign(chain: Chain, account: LocalAccount, *, to: str, value: int = 0, data: str = "0x",
-         gas: int = 21_000, nonce: int | None = None) -> tuple[str, str, int]:
+         gas: int = 21_000, nonce: int | None = None,
+         tip: int = 10**9) -> tuple[str, str, int]:
     """(tx hash, raw tx, nonce) of an EIP-1559 transaction signed by `account`."""
     nonce = chain.web3.eth.get_transaction_count(account.address, "pending") \
         if nonce is None else nonce
     base_fee = chain.web3.eth.get_block("latest")["baseFeePerGas"]
     signed = account.sign_transaction({
         "type": 2, "chainId": CHAIN_ID, "nonce": nonce, "to": to, "value": value,
-        "data": data, "gas": gas, "maxPriorityFeePerGas": 10**9,
-        "maxFeePerGas": 4 * base_fee + 10**9})
+        "data": data, "gas": gas, "maxPriorityFeePerGas": tip,
+        "maxFeePerGas": 4 * base_fee + tip})
     return "0x" + signed.hash.hex().removeprefix("0x"), \
         "0x" + signed.raw_transaction.hex().removeprefix("0x"), nonce
 
@@ -395,6 +396,35 @@ def test_a_reorg_is_detected_the_tx_reorged_its_log_taken_back_then_included_aga
     assert len({x.meta.event_id for x in chain_events}) == len(chain_events)
     _, problems = verify(topics.raw(topics.tx) + topics.raw(topics.chain))
     assert problems == []
+
+
+def test_whichever_replacement_is_mined_settles_the_request(chain: Chain,
+                                                          topics: Topics) -> None:
+    sender, recipient = chain.funded(), Account.create().address
+    request = str(uuid.uuid4())
+    chain.rpc("anvil_setAutomine", [False])  # the first one stays pending: "stuck"
+    old_hash, old_raw, nonce = sign(chain, sender, to=recipient, value=1)
+    new_hash, new_raw, _ = sign(chain, sender, to=recipient, value=1, nonce=nonce,
+                                tip=3 * 10**9)  # the same nonce, fees well above +10 %
+
+    def stuck() -> None:
+        topics.record_signed(request, sender.address, nonce, old_hash, old_raw)
+        broadcast(chain, old_raw)
+
+    def replaced_and_mined() -> None:
+        topics.record_signed(request, sender.address, nonce, new_hash, new_raw,
+                             replaces=old_hash)
+        broadcast(chain, new_raw)
+        chain.mine(1)
+
+    steps(topics.watcher(chain), stuck, replaced_and_mined, lambda: chain.mine(1))
+    events = receipts_of(topics.read(topics.tx), request)
+    assert [type(x) for x in events] == [r.TxIncluded, r.TxConfirmed]
+    assert {x.tx_hash for x in events} == {new_hash}
+    assert {x.request_id for x in events} == {request}
+    assert chain.web3.eth.get_transaction_receipt(new_hash)["status"] == 1
+    signed_new = [x for x in topics.read(topics.tx) if isinstance(x, r.TxSigned)][1]
+    assert events[0].meta.causation_id == signed_new.meta.event_id
 
 
 class FailingNode(Node):
