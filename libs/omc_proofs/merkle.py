@@ -15,7 +15,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -65,11 +65,15 @@ class MerkleTree:
         """The leaf hash at `index`."""
         return self._levels[0][index]
 
+    def node(self, height: int, index: int) -> bytes:
+        """The complete aligned subtree of 2^height leaves starting at index * 2^height."""
+        return self._levels[height][index]
+
     def _subtree(self, start: int, n: int) -> bytes:
         """MTH of leaves [start, start + n)."""
         if n & (n - 1) == 0 and start % n == 0:
             height = n.bit_length() - 1
-            return self._levels[height][start >> height]
+            return self.node(height, start >> height)
         k = _split(n)
         return node_hash(self._subtree(start, k), self._subtree(start + k, n - k))
 
@@ -124,6 +128,43 @@ class MerkleTree:
     def _check(self, size: int) -> None:
         if not 0 <= size <= self.size:
             raise ValueError(f"the tree has {self.size} leaves, not {size}")
+
+
+class NodeTree(MerkleTree):
+    """Proofs for a tree of `size` leaves from stored complete aligned subtrees (what a
+    projection keeps): `nodes[(height, index)]`. `needed(...)` names the nodes a proof reads,
+    so a store fetches just those (O(log n) of them)."""
+
+    def __init__(self, size: int, nodes: Mapping[tuple[int, int], bytes]) -> None:
+        super().__init__()
+        self._size = size
+        self._nodes = nodes
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def append_hash(self, hashed: bytes) -> None:
+        raise TypeError("a NodeTree is read-only")
+
+    def node(self, height: int, index: int) -> bytes:
+        return self._nodes[(height, index)]
+
+    def leaf(self, index: int) -> bytes:
+        return self.node(0, index)
+
+    @staticmethod
+    def needed(size: int, call: Callable[[MerkleTree], object]) -> set[tuple[int, int]]:
+        """The (height, index) keys `call(tree)` reads on a tree of `size` leaves."""
+        wanted: set[tuple[int, int]] = set()
+
+        class _Recorder(dict):
+            def __missing__(self, key: tuple[int, int]) -> bytes:
+                wanted.add(key)
+                return EMPTY_ROOT
+
+        call(NodeTree(size, _Recorder()))
+        return wanted
 
 
 def root_of(leaves: Sequence[bytes]) -> bytes:

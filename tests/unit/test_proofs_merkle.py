@@ -137,3 +137,25 @@ def test_bad_sizes():
     assert not verify_inclusion(b"x", 5, 5, [], tree.root())
     assert not verify_consistency(6, 5, tree.root(), tree.root(), [])
     assert not verify_consistency(3, 5, tree.root(3), tree.root(), [])
+
+
+def test_proofs_from_stored_nodes_equal_the_full_trees():
+    from omc_proofs.merkle import NodeTree
+
+    rng = random.Random(3)
+    leaves = _leaves(rng, 200)
+    tree = MerkleTree(leaves)
+    stored = {(h, i): tree.node(h, i) for h in range(8) for i in range(200 >> h)}
+    for _ in range(60):
+        n = rng.randint(1, 200)
+        m = rng.randrange(n)
+        keys = NodeTree.needed(n, lambda t, m=m: t.inclusion_proof(m))
+        assert len(keys) <= 2 * n.bit_length()
+        nodes = NodeTree(n, {k: stored[k] for k in keys})
+        assert nodes.inclusion_proof(m) == tree.inclusion_proof(m, n)
+        old = rng.randint(1, n)
+        keys = NodeTree.needed(n, lambda t, old=old: (t.consistency_proof(old), t.root(old),
+                                                      t.root()))
+        nodes = NodeTree(n, {k: stored[k] for k in keys})
+        assert nodes.consistency_proof(old) == tree.consistency_proof(old, n)
+        assert nodes.root() == tree.root(n)
