@@ -41,11 +41,15 @@ def spans() -> Iterator[InMemorySpanExporter]:
 def run_one_task(settings, fresh_topic) -> tuple[list, object, object]:
     """Register and submit through the gateway, run the runtime, project into MySQL; the
     runtime's records and the two commands."""
-    gateway = next(build())
-    agent = gateway.client.post("/v1/agents", json=agent_body(), headers=gateway.auth())
-    agent_id = agent.json()["aggregate_id"]
-    task = gateway.client.post("/v1/tasks", json=submit_body(agent_id=agent_id),
-                               headers={**gateway.auth(), "traceparent": CALLER})
+    served = build()
+    gateway = next(served)
+    try:
+        agent = gateway.client.post("/v1/agents", json=agent_body(), headers=gateway.auth())
+        agent_id = agent.json()["aggregate_id"]
+        task = gateway.client.post("/v1/tasks", json=submit_body(agent_id=agent_id),
+                                   headers={**gateway.auth(), "traceparent": CALLER})
+    finally:
+        served.close()
     assert (agent.status_code, task.status_code) == (202, 202)
     register, submit = gateway.bus.published
 
