@@ -53,6 +53,7 @@ from omc_errors import OmcError
 from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_kafka.producer import EventProducer
+from omc_watcher.heads import follow_heads
 from omc_watcher.output import Output
 from omc_watcher.rpc import Node
 from omc_watcher.settings import WatcherSettings
@@ -65,6 +66,7 @@ SOURCE = "omc/chain-watcher"
 WALK_BACK = 8
 CHUNKS_PER_BATCH = 16
 SCAN_BATCHES_PER_STEP = 8
+REBUILD_SECONDS = 3600.0  # reading the log at start (a long history takes a while)
 
 
 class WatcherError(OmcError):
@@ -121,9 +123,9 @@ class Watcher:
         if chain_id != self.settings.chain_id:
             raise WrongChain(f"the node serves chain {chain_id}, not the configured "
                              f"{self.settings.chain_id} (OMC_WATCHER_CHAIN_ID)")
-        await self.chain_reader.read_to_end()
+        await self.chain_reader.read_to_end(timeout=REBUILD_SECONDS)
         self._tx_task = asyncio.get_running_loop().create_task(self.tx_reader.run())
-        await self.tx_reader.wait_current()
+        await self.tx_reader.wait_current(timeout=REBUILD_SECONDS)
         head = self.view.window.head
         log.info("chain %s: recorded head %s, %d open transaction requests, %d subscriptions",
                  self.settings.chain_id, head.number if head else None,
@@ -139,8 +141,6 @@ class Watcher:
     async def run(self, stop: asyncio.Event, *, retries: int = 8) -> None:
         """Start, then step on every newHeads notification (or every poll interval) until
         `stop` is set. Node errors are retried with backoff, `retries` in a row at most."""
-        from omc_watcher.heads import follow_heads
-
         await self.start()
         heads = None
         if self.settings.ws_url:
