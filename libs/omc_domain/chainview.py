@@ -40,15 +40,15 @@ included (head - number + 1); `depth` of them make a transaction final.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from omc_domain.draft import DRAFT
-from omc_events.envelope import ID_NAMESPACE, ChainHead, derived_id
+from omc_events.envelope import ID_NAMESPACE, ChainHead
 from omc_events.record import Record
 from omc_events.records import (
     BlockObserved,
@@ -246,7 +246,8 @@ class Emit:
 
     @property
     def event_id(self) -> str:
-        return derived_id(self.causation_id, self.position)
+        """`derived_id(causation_id, position)` (the same UUIDv5, computed faster)."""
+        return _uuid5(f"{self.causation_id}/{self.position}")
 
     def envelope(self, occurred_at: datetime, actor: str, *, event_id: str | None = None,
                  sequence: int = 0, prev_hash: str = "", hash: str = "") -> EventMeta:
@@ -270,7 +271,20 @@ class Emit:
 def cause_id(kind: str, *parts: object) -> str:
     """A stable id for something on chain that causes events (a block, a log), UUIDv5 in the
     envelope's id namespace."""
-    return str(uuid.uuid5(ID_NAMESPACE, ":".join([kind, *map(str, parts)])))
+    return _uuid5(":".join([kind, *map(str, parts)]))
+
+
+_NAMESPACE = ID_NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> str:
+    """str(uuid.uuid5(ID_NAMESPACE, name)) without building UUID objects (it is computed
+    for every event the watcher writes)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE + name.encode()).digest()[:16])  # noqa: S324
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class _Positions:

@@ -47,8 +47,8 @@ def _varint_length(n: int) -> int:
 
 
 def _string_length(text: str) -> int:
-    size = len(text.encode())
-    return _varint_length(size) + size
+    size = len(text) if text.isascii() else len(text.encode())
+    return (1 if size < 64 else 2 if size < 8192 else _varint_length(size)) + size
 
 
 def _meta_length(meta: EventMeta) -> int:

@@ -519,3 +519,15 @@ def test_receipts_rebuilt_from_the_log_decide_the_same_and_each_event_is_folded_
     assert rebuilt.include(fetched, window) == tracker.include(fetched, window)
     assert rebuilt.settle(fetched, window) == tracker.settle(fetched, window)
     assert [e.position for e in tracker.include(fetched, window)] == [2]  # included, reorged
+
+
+@pytest.mark.parametrize("name", ["", "a", "block:31337:0xab", "é/ü" * 40])
+def test_ids_are_the_envelopes_uuid5(name: str) -> None:
+    import uuid
+
+    from omc_domain.chainview import _uuid5
+    from omc_events.envelope import ID_NAMESPACE
+
+    assert _uuid5(name) == str(uuid.uuid5(ID_NAMESPACE, name))
+    emit = Emit(CHAIN, "1", name or "x", 3, BlockObserved.__new__(BlockObserved))
+    assert emit.event_id == derived_id(name or "x", 3)
