@@ -5,7 +5,7 @@
     omc stack up|down [COMPONENT ...]
     omc stack status [--json] [COMPONENT ...]   exit 3 when a component is not ready
     omc stack logs COMPONENT [-n N] [-f]
-    omc test [PYTEST ARGS ...]  bring the stack up, run the test suite against it
+    omc test [PYTEST ARGS ...]  bring the system up, run the test suite against it (parallel)
     omc topics apply|list       the topic catalogue (schemas/topics.yaml) on the cluster
     omc schemas check|generate  the Avro contract: compatibility, generated code and docs
     omc chain build|deploy-demo  the contracts: compile (pinned solc), deploy to the local chain
@@ -18,10 +18,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -68,18 +69,8 @@ for _name in COMMAND_MODULES:
 def up() -> None:
     """Bring up the whole system: the stack, the log's topics, the database schema, and
     every service (supervised); print where everything listens."""
-    click.echo("Bringing up the local stack under .stack/ ...")
-    stack = _stack()
     started = time.monotonic()
-    stack.up()
-    click.echo("Declaring the log's topics (schemas/topics.yaml) ...")
-    for line in apply_topics(stack.settings).lines():
-        click.echo(f"  {line}")
-    click.echo("Applying database migrations ...")
-    for line in migrate_all(stack.settings):
-        click.echo(f"  {line}")
-    click.echo("Starting the services ...")
-    stack.up([service.name for service in SERVICES])
+    stack = _system(click.echo)
     click.echo(f"\nUp in {time.monotonic() - started:.1f}s.\n")
     _print_table(stack.status())
     click.echo("\nA round trip through the running system:")
@@ -162,15 +153,39 @@ def stack_logs(component: str, lines: int, follow: bool) -> None:
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @friendly
 def test(pytest_args: Sequence[str]) -> None:
-    """Bring the stack up, then run pytest (extra arguments go to pytest)."""
-    _stack().up()
-    command = [sys.executable, "-m", "pytest", *pytest_args]
+    """Bring the whole system up (as `omc up`, without the demo), then run pytest (extra
+    arguments go to pytest). Test files run in parallel worker processes (pytest-xdist,
+    one file per worker at a time: OMC_TEST_WORKERS, default 4) unless the arguments choose
+    (`-n`, `-p no:xdist`)."""
+    _system(lambda line: click.echo(line, err=True))
+    workers = os.environ.get("OMC_TEST_WORKERS", "4").strip() or "4"
+    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist"
+                 for a in pytest_args)
+    parallel = [] if chosen or workers in ("0", "1") else ["-n", workers, "--dist", "loadfile"]
+    command = [sys.executable, "-m", "pytest", *parallel, *pytest_args]
     click.echo(f"$ {' '.join(command)}", err=True)
     code = subprocess.call(command, cwd=REPO_ROOT)
     if code == PYTEST_NO_TESTS:
         click.secho("error: pytest collected no tests; that is a failure, not a pass.",
                     fg="red", err=True)
     sys.exit(code)
+
+
+def _system(echo: Callable[[str], None]) -> Stack:
+    """The stack up, the log's topics declared, the migrations applied, the services
+    started (supervised); what `omc up` and `omc test` share."""
+    echo("Bringing up the local stack under .stack/ ...")
+    stack = _stack()
+    stack.up()
+    echo("Declaring the log's topics (schemas/topics.yaml) ...")
+    for line in apply_topics(stack.settings).lines():
+        echo(f"  {line}")
+    echo("Applying database migrations ...")
+    for line in migrate_all(stack.settings):
+        echo(f"  {line}")
+    echo("Starting the services ...")
+    stack.up([service.name for service in SERVICES])
+    return stack
 
 
 # -- output -----------------------------------------------------------------------------------

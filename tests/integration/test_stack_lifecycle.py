@@ -20,7 +20,7 @@ import pytest
 from omc_config import Settings
 from omc_errors import ComponentFailed, PortInUse, StackError
 from omc_stack import Stack, process
-from omc_stack.components import Redis
+from omc_stack.components import SERVICES, Redis
 
 
 def _free_port() -> int:
@@ -168,8 +168,8 @@ def test_status_json_reports_every_component_of_the_running_stack(stack, setting
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     infrastructure = {"kafka", "registry", "mariadb", "redis", "anvil"}
-    assert infrastructure <= set(status) <= infrastructure | {"proj-mysql", "proj-redis",
-                                                              "gateway"}
+    services = {service.name for service in SERVICES}
+    assert infrastructure <= set(status) <= infrastructure | services
     assert all(status[name]["running"] and status[name]["ready"] for name in infrastructure)
     assert status["kafka"]["bootstrap"] == settings.kafka_bootstrap
     assert (status["mariadb"]["host"], status["mariadb"]["port"]) == ("127.0.0.1", 13306)
