@@ -3,8 +3,9 @@ checkpoints. Synchronous; each function takes a connection first (the gateway ru
 worker thread on a pooled connection).
 
     inclusion(connection, tenant, event_id) -> dict | None    None: no such event for tenant
-    consistency(connection, stream_id, first, second) -> dict | None
-                                            None: either size is not a checkpoint of it
+    consistency(connection, tenant, stream_id, first, second) -> dict | None
+                                            None: either size is not a checkpoint of it, or
+                                            the tenant has no event in the stream
     as_of(connection) -> dict                the projection's position
 
 An inclusion proof is against the newest anchored checkpoint covering the event, else the
@@ -80,8 +81,13 @@ def inclusion(connection, tenant: str, event_id: str) -> dict[str, Any] | None:
     return item
 
 
-def consistency(connection, stream: str, first: int, second: int) -> dict[str, Any] | None:
+def consistency(connection, tenant: str, stream: str, first: int,
+                second: int) -> dict[str, Any] | None:
     cursor = connection.cursor()
+    cursor.execute("SELECT 1 FROM proof_leaves WHERE stream_id = %s AND tenant = %s LIMIT 1",
+                   (stream, tenant))
+    if cursor.fetchone() is None:
+        return None
     cursor.execute(f"SELECT {_CHECKPOINT} FROM proof_checkpoints WHERE stream_id = %s AND "  # noqa: S608
                    "tree_size IN (%s, %s)", (stream, first, second))
     found = {row[1]: _checkpoint(row) for row in cursor.fetchall()}

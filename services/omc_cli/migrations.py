@@ -9,6 +9,7 @@ import mysql.connector
 from omc_config import Settings
 from omc_errors import OmcError
 from omc_proj_mysql import migrations as mysql_migrations
+from omc_proj_proofs import migrations as proofs_migrations
 from omc_store import migrate
 from omc_store.mysql import connect
 
@@ -17,7 +18,8 @@ GATEWAY_SQL = Path(__file__).resolve().parents[1] / "omc_gateway" / "sql"
 
 def components() -> list[tuple[str, Path]]:
     """(component, migrations directory) of everything that keeps tables in MySQL."""
-    return [(mysql_migrations.COMPONENT, mysql_migrations.DIRECTORY), ("gateway", GATEWAY_SQL)]
+    return [(mysql_migrations.COMPONENT, mysql_migrations.DIRECTORY), ("gateway", GATEWAY_SQL),
+            (proofs_migrations.COMPONENT, proofs_migrations.DIRECTORY)]
 
 
 def migrate_all(settings: Settings) -> list[str]:

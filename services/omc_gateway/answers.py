@@ -92,6 +92,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "tx_hash": STRING, "block_number": INTEGER, "block_hash": STRING, "gas_used": INTEGER,
         "effective_gas_price_wei": STRING, "status_ok": BOOLEAN,
         "contract_address": N_STRING, "confirmations": N_INTEGER}, ("tx_hash",)),
+    "Checkpoint": _object({
+        "stream_id": STRING, "tree_size": INTEGER, "root": STRING, "first_offset": INTEGER,
+        "last_offset": INTEGER, "previous_tree_size": INTEGER, "digest": STRING,
+        "signer": STRING, "signature": STRING, "event_id": STRING,
+        "anchor": {"type": ["object", "null"], "properties": {
+            "chain_id": INTEGER, "registry": N_STRING, "tx_hash": STRING,
+            "block_number": INTEGER}}}, ("stream_id", "tree_size", "root"),
+        doc="A notary's signed checkpoint (omc.proof.CheckpointSigned) and its anchor."),
+    "InclusionProof": _object({
+        "event_id": STRING, "stream_id": STRING, "topic": STRING, "partition": INTEGER,
+        "offset": INTEGER, "leaf_index": INTEGER, "leaf": STRING, "tree_size": N_INTEGER,
+        "audit_path": STRINGS, "checkpoint": {"oneOf": [ref("Checkpoint"), {"type": "null"}]},
+        "root_matches": BOOLEAN}, ("event_id", "stream_id", "leaf_index", "audit_path"),
+        doc="RFC 9162 inclusion proof of an event's hash (the leaf) in a checkpoint's tree; "
+            "checkpoint null: not covered by a checkpoint yet."),
+    "ConsistencyProof": _object({
+        "stream_id": STRING, "from": ref("Checkpoint"), "to": ref("Checkpoint"),
+        "proof": STRINGS, "roots_match": BOOLEAN}, ("stream_id", "from", "to", "proof"),
+        doc="RFC 9162 consistency proof between two checkpoints of a stream."),
     "Health": {"type": "object", "properties": {"status": {"type": "string",
                                                            "enum": ["ok"]}},
                "required": ["status"]},

@@ -43,6 +43,7 @@ from omc_gateway.ports import (
 from omc_gateway.routes_commands import CommandRoutes
 from omc_gateway.routes_live import LiveRoutes
 from omc_gateway.routes_ops import OpsRoutes
+from omc_gateway.routes_proofs import ProofReader, ProofRoutes
 from omc_gateway.routes_queries import QueryRoutes
 from omc_gateway.settings import GatewaySettings
 
@@ -102,7 +103,8 @@ def routes(endpoints: list[Endpoint], pipeline: Pipeline) -> list[Route]:
 def create_app(settings: GatewaySettings, *, commands: CommandBus, read_model: ReadModel,
                keys: KeyStore, limiter: RateLimiter, idempotency: IdempotencyStore,
                factory: CommandFactory | None = None,
-               metrics: Metrics | None = None) -> Starlette:
+               metrics: Metrics | None = None,
+               proofs: ProofReader | None = None) -> Starlette:
     """The gateway over its dependencies; the lifespan opens and closes those that are
     resources. `app.state.endpoints` and `app.state.metrics` are there for tests."""
     metrics = metrics or Metrics()
@@ -111,6 +113,7 @@ def create_app(settings: GatewaySettings, *, commands: CommandBus, read_model: R
     endpoints = [
         *CommandRoutes(commands, idempotency, factory or CommandFactory(), metrics).endpoints(),
         *QueryRoutes(read_model).endpoints(),
+        *ProofRoutes(proofs).endpoints(),
         *LiveRoutes(read_model, keepalive=settings.sse_keepalive).endpoints(),
         *ops.endpoints(),
     ]

@@ -27,6 +27,7 @@ from omc_gateway.mysqlpool import MySQLPool
 from omc_gateway.publisher import COMMANDS_TOPIC, AckedProducer, KafkaCommandBus
 from omc_gateway.readmodel import ProjectionReadModel
 from omc_gateway.redisports import RedisIdempotency, RedisRateLimiter
+from omc_gateway.routes_proofs import ProofIndex
 from omc_gateway.settings import GatewaySettings
 from omc_kafka.producer import producer_config
 from omc_store.mysql import options
@@ -80,4 +81,5 @@ def build(settings: GatewaySettings, *, commands_topic: str = COMMANDS_TOPIC,
         idempotency=RedisIdempotency(fast, ttl=settings.idempotency_ttl,
                                      pending_ttl=settings.kafka_timeout + 30),
         factory=CommandFactory(schemas),
+        proofs=ProofIndex(importlib.import_module("omc_proj_proofs.queries"), pool),
     )

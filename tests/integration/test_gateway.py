@@ -32,6 +32,7 @@ from omc_gateway import apikeys
 from omc_gateway.commands import COMMAND_NAMESPACE
 from omc_kafka.consumer import consumer_config
 from omc_proj_mysql import migrations as read_model
+from omc_proj_proofs import migrations as proof_index
 from omc_store.mysql import connect
 from tests.unit.test_gateway_app import (
     ACTION,
@@ -64,6 +65,7 @@ def database(stack, settings: Settings) -> Iterator[str]:
     fresh = Settings.from_env({**os.environ, "OMC_MYSQL_DATABASE": name})
     connection = connect(fresh)
     read_model.apply(connection)
+    proof_index.apply(connection)
     connection.close()
     apikeys.migrate(fresh)
     yield name

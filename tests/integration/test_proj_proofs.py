@@ -55,13 +55,14 @@ def test_proofs_served_from_the_index_verify(settings, fresh_topic, mysql_connec
                                 item["tree_size"], [unhex32(h) for h in item["audit_path"]],
                                 unhex32(item["checkpoint"]["root"]))
         assert queries.inclusion(db, "globex", event.meta.event_id) is None
-    answer = queries.consistency(db, stream, sizes[0], sizes[-1])
+    answer = queries.consistency(db, "acme", stream, sizes[0], sizes[-1])
     assert answer is not None
     assert answer["roots_match"]
     assert verify_consistency(sizes[0], sizes[-1], unhex32(answer["from"]["root"]),
                               unhex32(answer["to"]["root"]),
                               [unhex32(h) for h in answer["proof"]])
-    assert queries.consistency(db, stream, sizes[0] + 1, sizes[-1]) is None
+    assert queries.consistency(db, "acme", stream, sizes[0] + 1, sizes[-1]) is None
+    assert queries.consistency(db, "globex", stream, sizes[0], sizes[-1]) is None
     cursor = db.cursor()
     cursor.execute("SELECT COUNT(*), COUNT(DISTINCT leaf_index) FROM proof_leaves")
     total, distinct = cursor.fetchone()

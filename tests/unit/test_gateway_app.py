@@ -27,6 +27,7 @@ from omc_gateway.memory import (
     MemoryRateLimiter,
     MemoryReadModel,
 )
+from omc_gateway.routes_proofs import MemoryProofIndex
 from omc_gateway.settings import GatewaySettings
 
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -37,6 +38,9 @@ ACTION_HASH = "0x" + "ab" * 32
 OTHER_TASK = "99999999-8888-4777-8666-555555555555"
 TX = "0x" + "ab" * 32
 OTHER_TX = "0x" + "cd" * 32
+EVENT = "12345678-1234-4234-8234-123456789abc"
+OTHER_EVENT = "87654321-4321-4321-8321-cba987654321"
+STREAM = "omc.task.events.v1:0"
 FACTORY = CommandFactory()
 
 
@@ -65,6 +69,21 @@ def event(sequence: int, event_type: str) -> dict[str, Any]:
             "correlation_id": "c", "causation_id": None, "prev_hash": "0" * 64,
             "hash": f"{sequence:064x}", "topic": "omc.task.events.v1", "partition": 0,
             "offset": sequence, "payload": {}}
+
+
+def fill_proofs(proofs: MemoryProofIndex) -> None:
+    """acme has EVENT in STREAM; globex has OTHER_EVENT in another stream."""
+    checkpoint = {"stream_id": STREAM, "tree_size": 2, "root": "0x" + "11" * 32}
+    proofs.inclusions[("acme", EVENT)] = {
+        "event_id": EVENT, "stream_id": STREAM, "leaf_index": 0, "tree_size": 2,
+        "audit_path": ["0x" + "22" * 32], "checkpoint": checkpoint}
+    proofs.inclusions[("globex", OTHER_EVENT)] = {
+        "event_id": OTHER_EVENT, "stream_id": "omc.task.events.v1:1", "leaf_index": 0,
+        "tree_size": 1, "audit_path": [], "checkpoint": None}
+    proofs.tenants[STREAM] = {"acme"}
+    proofs.consistencies[("*", STREAM, 1, 2)] = {
+        "stream_id": STREAM, "from": {**checkpoint, "tree_size": 1}, "to": checkpoint,
+        "proof": ["0x" + "33" * 32]}
 
 
 def fill(read: MemoryReadModel) -> None:
@@ -105,9 +124,11 @@ def build(env: dict[str, str] | None = None) -> Iterator[Gateway]:
     limiter = MemoryRateLimiter(limit=settings.rate_limit, window=settings.rate_window)
     idempotency = MemoryIdempotency()
     fill(read)
+    proofs = MemoryProofIndex()
+    fill_proofs(proofs)
     app = create_app(settings, commands=bus, read_model=read,
                      keys=CachedKeyStore(table.lookup, ttl=0), limiter=limiter,
-                     idempotency=idempotency, factory=FACTORY)
+                     idempotency=idempotency, factory=FACTORY, proofs=proofs)
     with TestClient(app, raise_server_exceptions=False) as client:
         gateway = Gateway(client, bus, read, table, limiter, idempotency, app)
         gateway.tokens["acme"] = table.create("acme", SCOPES)
@@ -616,6 +637,9 @@ MATRIX: dict[str, tuple[str, Any, str | None]] = {
     "getTransaction": (f"/v1/transactions/{TX}", None, f"/v1/transactions/{OTHER_TX}"),
     "getReceipt": (f"/v1/transactions/{TX}/receipt", None,
                    f"/v1/transactions/{OTHER_TX}/receipt"),
+    "getInclusionProof": (f"/v1/proofs/events/{EVENT}", None,
+                          f"/v1/proofs/events/{OTHER_EVENT}"),
+    "getConsistencyProof": (f"/v1/proofs/consistency?stream={STREAM}&from=1&to=2", None, None),
     "metrics": ("/metrics", None, None),
     "health": ("/healthz", None, None),
     "readiness": ("/readyz", None, None),

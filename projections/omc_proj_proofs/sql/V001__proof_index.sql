@@ -9,7 +9,8 @@ CREATE TABLE IF NOT EXISTS proof_leaves (
     tenant VARCHAR(64) NULL,
     event_hash CHAR(64) NOT NULL,
     PRIMARY KEY (stream_id, leaf_index),
-    KEY proof_leaves_by_event (event_id)
+    KEY proof_leaves_by_event (event_id),
+    KEY proof_leaves_by_tenant (stream_id, tenant)
 ) ENGINE=InnoDB;
 
 -- node (height, index): the RFC 6962 hash of leaves [index * 2^height, (index + 1) * 2^height)
