@@ -344,7 +344,7 @@ def test_while_the_node_is_down_nothing_is_signed_again_and_the_same_bytes_go_ou
 
     second = txlog.manager(signers_of(account), rpc_urls=anvil.url,
                            limits=Limits(tick_seconds=0.05))
-    for _ in range(15):  # every call fails: retried with backoff, nothing new is written
+    for _ in range(4):  # every call fails: retried with backoff, nothing new is written
         second.step()
     assert [type(r).__name__ for r in txlog.records()] == ["TxRequested", "TxSigned"]
     anvil.start()
