@@ -323,7 +323,7 @@ def test_every_route_refuses_a_missing_key_and_a_key_without_its_scope(gateway: 
                                 timeout=30)
         assert allowed.status_code not in (401, 403, 500), (method, path, allowed.text)
         checked += 1
-    assert checked == 17
+    assert checked == 19
 
 
 def test_a_revoked_key_is_refused(gateway: Served, settings: Settings, database: str) -> None:
