@@ -234,3 +234,41 @@ def test_untouched_bundle_passes_and_every_mutation_is_detected(exported, settin
     # and the untouched bundle still passes after all that (no state leaked)
     assert verify_bundle(Bundle.from_json(original), chain=chain, trusted=trusted,
                          registry=registry).ok
+
+
+def test_the_cli_and_the_report_on_an_exported_bundle(exported, tmp_path):
+    from click.testing import CliRunner
+
+    from omc_audit.report import render_html, task_report
+    from omc_cli.main import cli
+
+    log, bundle, registry, _ = exported
+    path = tmp_path / "bundle.json"
+    bundle.save(path)
+    runner = CliRunner()
+    args = ["audit", "verify", "--bundle", str(path), "--notary", log.key.address,
+            "--registry", registry]
+    ok = runner.invoke(cli, args)
+    assert ok.exit_code == 0, ok.output
+    assert "OK: the log verifies" in ok.output
+    offline = runner.invoke(cli, [*args, "--offline"])
+    assert offline.exit_code == 0, offline.output
+    assert "not live" in offline.output
+    doc = bundle.to_json()
+    doc["events"][2]["value"] = doc["events"][1]["value"]
+    import json
+
+    path.write_text(json.dumps(doc))
+    bad = runner.invoke(cli, args)
+    assert bad.exit_code == 1
+    assert f"FAIL {doc['events'][2]['topic']}/0@{doc['events'][2]['offset']}" in bad.output
+    report = task_report(bundle, verify_bundle(bundle, chain=None,
+                                               trusted=(log.key.address,),
+                                               registry=registry))
+    assert report["verified"]
+    assert report["steps"][0]["type"] == "TaskSubmitted"
+    assert all(s["proof"]["anchor"] for s in report["steps"])
+    page = render_html(report)
+    assert "VERIFIED" in page
+    assert "<script" not in page
+    assert "http" not in page.replace("http-equiv", "")  # self-contained: no external link
