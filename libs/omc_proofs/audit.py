@@ -41,6 +41,7 @@ from omc_events.records import (
 )
 from omc_llm.attest import verify_inference
 from omc_proofs.checkpoint import checkpoint_problems, hex32, stream_id, unhex32
+from omc_proofs.fastmeta import scan
 from omc_proofs.leaves import leaf_data
 from omc_proofs.merkle import MerkleTree, verify_consistency, verify_inclusion
 
@@ -169,6 +170,17 @@ ZERO32 = "0x" + "00" * 32
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+def _envelope(body: bytes) -> tuple[dict, bytes]:
+    """(meta, canonical bytes) of a body: the fast scan, else omc_events.chain's reader."""
+    try:
+        found = scan(body)
+    except ValueError:
+        return canonical_bytes(body)
+    meta = {"hash": found.hash, "prev_hash": found.prev_hash, "sequence": found.sequence,
+            "aggregate_type": found.aggregate_type, "aggregate_id": found.aggregate_id}
+    return meta, body[:found.hash_start] + b"\x00" + body[found.end:]
+
+
 def _key(m: Stored) -> tuple[str, int, int]:
     return (m.topic, m.partition, m.offset)
 
@@ -189,7 +201,7 @@ def _check_chains(messages: list[Stored], report: Report) -> dict[tuple[str, int
         try:
             if len(value) <= 5 or value[0] != 0:
                 raise ValueError("not the Confluent wire format")
-            meta, canonical = canonical_bytes(value[5:])
+            meta, canonical = _envelope(value[5:])
         except Exception as error:  # whatever the bytes, a finding, never a crash
             report.add("unreadable", m.where, f"unreadable envelope: {error}")
             leaves[_key(m)] = leaf_data(value)
