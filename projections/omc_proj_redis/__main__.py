@@ -49,6 +49,7 @@ from omc_kafka.consumer import consumer_config
 from omc_kafka.deadletter import TOPIC as DEADLETTER_TOPIC
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import EventProducer, producer_config
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 from omc_proj_redis import projector
 from omc_proj_redis.keys import DEFAULT_PREFIX, Keys
@@ -138,6 +139,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments(argv)
     configure_logging("proj-redis")
+    tracing.configure("proj-redis")  # OTEL_* variables; off without an exporter
     try:
         settings = ProjectorSettings.from_env()
     except ConfigError as error:

@@ -22,6 +22,7 @@ projector stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter as Tally
@@ -39,6 +40,7 @@ from omc_events.codec import Codec
 from omc_kafka.consumer import Delivery, EventConsumer
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import DeliveryFailed
+from omc_obs import tracing
 from omc_proj_redis.keys import Keys
 from omc_proj_redis.view import SUBMIT_TASK, Outcome, on_command, on_event, rfc3339
 
@@ -310,14 +312,19 @@ class Projector:
                 ) -> tuple[list[Outcome], dict[str, dict[str, str]]]:
         current = dict(before)
         outcomes = []
+        traced = tracing.enabled()
         for d in deliveries:
             message = d.message
-            if message.topic() == self.commands_topic:
-                outcome = on_command(current.get(getattr(d.record, "task_id", "")), d.record)
-            else:
-                outcome = on_event(current.get(d.record.meta.aggregate_id),  # type: ignore[attr-defined]
-                                   d.record, message.topic(), message.partition(),
-                                   message.offset())
+            meta = d.record.meta  # type: ignore[attr-defined]
+            with (tracing.span_for(meta, f"project {meta.event_type}",
+                                   **{"omc.projection": "redis"})
+                  if traced else contextlib.nullcontext()):  # a span per event, when tracing
+                if message.topic() == self.commands_topic:
+                    outcome = on_command(current.get(getattr(d.record, "task_id", "")),
+                                         d.record)
+                else:
+                    outcome = on_event(current.get(meta.aggregate_id), d.record,
+                                       message.topic(), message.partition(), message.offset())
             if outcome.status is not None:
                 current[outcome.task_id] = outcome.status
             outcomes.append(outcome)

@@ -1,12 +1,14 @@
-"""One trace follows a command from the HTTP request to the projection write.
+"""One trace follows a command from the HTTP request to the projection writes.
 
 The gateway (in-process, memory adapters) opens a producer span per command and records its
 W3C trace context in the envelope; the agent runtime (the real Runtime, in-process through
 tests/support/runtime_harness) copies it into every event the command causes; the MySQL
 projector, reading those records from real Kafka topics into a real database, opens a span
-per event whose parent is that context. Spans go to an in-memory exporter.
+per event whose parent is that context, and so does the Redis projector. Spans go to an
+in-memory exporter.
 """
 
+# ruff: noqa: F811 (the fixtures `log` and `registry` are imported from test_proj_redis)
 from __future__ import annotations
 
 import asyncio
@@ -21,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from omc_obs import tracing
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS
 from tests.integration.test_proj_mysql_support import Log, fresh_database
+from tests.integration.test_proj_redis import log, registry  # noqa: F401
 from tests.support.runtime_harness import RuntimeHarness
 from tests.unit.test_gateway_app import agent_body, build, submit_body
 
@@ -38,9 +41,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
     tracing.use(None)
 
 
-def run_one_task(settings, fresh_topic) -> tuple[list, object, object]:
-    """Register and submit through the gateway, run the runtime, project into MySQL; the
-    runtime's records and the two commands."""
+def run_runtime() -> tuple[list, list, object, object]:
+    """Register and submit through the gateway, run the runtime: the runtime's commands and
+    events, and the gateway's two commands."""
     served = build()
     gateway = next(served)
     try:
@@ -60,9 +63,15 @@ def run_one_task(settings, fresh_topic) -> tuple[list, object, object]:
     caused = [r for topic in (AGENT_EVENTS, TASK_EVENTS, TX_EVENTS)
               for r in harness.writer.records(topic)]
     assert len(caused) >= 3
+    return harness.writer.records(COMMANDS), caused, register, submit
 
+
+def run_one_task(settings, fresh_topic) -> tuple[list, object, object]:
+    """`run_runtime`, then project everything into MySQL; the runtime's events and the two
+    commands."""
+    commands, caused, register, submit = run_runtime()
     log = Log.fresh(settings, fresh_topic)
-    log.send([*harness.writer.records(COMMANDS), *caused])
+    log.send([*commands, *caused])
     with fresh_database(settings) as database:
         projector = log.projector(database)
         try:
@@ -115,3 +124,29 @@ def test_every_event_a_command_causes_carries_its_trace_context(
     task_events = [r for r in caused if r.meta.aggregate_type == "task"]
     assert [r.meta.event_type for r in task_events if r.meta.traceparent is None] == []
     assert all(r.meta.traceparent == submit.meta.traceparent for r in task_events)
+
+
+def test_the_redis_projectors_spans_are_children_of_the_commands_span(spans, log) -> None:
+    _, caused, _, submit = run_runtime()
+    task_events = [r for r in caused if r.meta.aggregate_type == "task"]
+    log.send(submit, *task_events)
+    projector = log.projector()
+    try:
+        log.project(projector)
+    finally:
+        projector.close()
+
+    finished = spans.get_finished_spans()
+    (task_span,) = [s for s in finished if s.kind == SpanKind.PRODUCER
+                    and s.attributes["omc.command_id"] == submit.meta.correlation_id]
+    projected = {s.attributes["omc.event_id"]: s for s in finished
+                 if s.attributes.get("omc.projection") == "redis"}
+    assert set(projected) == {r.meta.event_id for r in (submit, *task_events)}
+    assert sum(bool(r.meta.traceparent) for r in (submit, *task_events)) >= 2
+    for record in (submit, *task_events):
+        span = projected[record.meta.event_id]
+        if record.meta.traceparent:
+            assert span.parent.span_id == task_span.context.span_id
+            assert span.context.trace_id == task_span.context.trace_id
+        else:
+            assert span.parent is None
