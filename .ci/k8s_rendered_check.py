@@ -3,9 +3,10 @@
     python k8s_rendered_check.py OVERLAY RENDERED.yaml
 
 Every Deployment of the project runs no more replicas than the partitions its consumer group
-reads (the catalogue's largest consumed topic; 1 for the watcher, notary and registry), from an
-image with a tag; every KafkaTopic's min.insync.replicas is at most its replicas, and the
-Kafka cluster has at least as many broker nodes as any topic has replicas.
+reads (the catalogue's largest consumed topic; 1 for the watcher, notary and registry), nor
+may an autoscaler grow one beyond that; every image has a tag; every KafkaTopic's
+min.insync.replicas is at most its replicas, and the Kafka cluster has at least as many broker
+nodes as any topic has replicas.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def problems(documents: list[dict]) -> list[str]:
                 if ":" not in container["image"].rsplit("/", 1)[-1] and "@" not in container[
                         "image"]:
                     found.append(f"Deployment {name}: image {container['image']} has no tag")
+        if d["kind"] == "HorizontalPodAutoscaler":
+            target = d["spec"]["scaleTargetRef"]["name"]
+            consumed = [t.partitions for t in catalogue if CONSUMER.get(target) in t.consumers]
+            bound = 1 if target in SINGLE else max(consumed) if consumed else None
+            if bound is not None and d["spec"]["maxReplicas"] > bound:
+                found.append(f"HorizontalPodAutoscaler {name}: up to {d['spec']['maxReplicas']}"
+                             f" replicas of {target}, {bound} partitions")
         if d["kind"] == "KafkaTopic":
             spec = d["spec"]
             if int(spec["config"]["min.insync.replicas"]) > spec["replicas"]:

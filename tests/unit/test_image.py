@@ -85,6 +85,13 @@ def test_no_name_prints_the_usage_and_fails_but_help_succeeds(capsys) -> None:
     assert "services: gateway, runtime" in capsys.readouterr().out
 
 
+def test_omc_runs_any_command_of_the_cli() -> None:
+    with pytest.raises(SystemExit) as stopped:
+        service.main(["omc", "k8s", "--help"])
+
+    assert stopped.value.code == 0
+
+
 def test_the_dev_key_is_refused_on_any_chain_but_anvils(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("OMC_STACK_DIR", str(tmp_path))
     monkeypatch.setenv("OMC_CHAIN_ID", "1")
