@@ -26,6 +26,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from coincurve import PublicKey
 from eth_account import Account
 from eth_utils import keccak
 
@@ -138,18 +139,43 @@ def recover_signer(digest: str, signature: str) -> str:
     return Account._recover_hash(unhex32(digest), signature=bytes.fromhex(signature[2:]))
 
 
+def signed_by(digest: str, signature: str, address: str) -> bool:
+    """Does `signature` over `digest` recover `address`? The same answer as comparing
+    recover_signer's, through coincurve directly (several times faster: no checksum)."""
+    if not isinstance(signature, str) or not _SIGNATURE.fullmatch(signature):
+        return False
+    v = int(signature[-2:], 16)
+    if v not in (27, 28) or not isinstance(address, str):
+        return False
+    try:
+        raw = bytes.fromhex(signature[2:])
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big")
+        if not (0 < r < _N and 0 < s < _N):
+            return False
+        public = PublicKey.from_signature_and_message(raw[:64] + bytes([v - 27]),
+                                                      unhex32(digest), hasher=None)
+    except Exception:  # a signature that does not recover is not valid
+        return False
+    recovered = keccak(public.format(compressed=False)[1:])[-20:]
+    return "0x" + recovered.hex() == address.lower()
+
+
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 def checkpoint_problems(checkpoint: Any, trusted: Collection[str] = ()) -> list[str]:
     """What is wrong with a CheckpointSigned's digest and signature ([] when nothing)."""
     problems = []
     if digest_of(checkpoint) != checkpoint.digest:
         problems.append("checkpoint digest does not match its fields")
+    if signed_by(checkpoint.digest, checkpoint.signature, checkpoint.signer):
+        if trusted and checkpoint.signer.lower() not in {t.lower() for t in trusted}:
+            problems.append(f"checkpoint signer {checkpoint.signer} is not a trusted notary")
+        return problems
     try:
         signer = recover_signer(checkpoint.digest, checkpoint.signature)
     except Exception as error:  # any signature that does not recover is not valid
         return [*problems, f"checkpoint signature does not recover a signer ({error})"]
-    if signer.lower() != checkpoint.signer.lower():
-        problems.append(f"checkpoint signature is not by its signer {checkpoint.signer} "
-                        f"(it recovers {signer})")
-    elif trusted and signer.lower() not in {t.lower() for t in trusted}:
-        problems.append(f"checkpoint signer {signer} is not a trusted notary")
+    problems.append(f"checkpoint signature is not by its signer {checkpoint.signer} "
+                    f"(it recovers {signer})")
     return problems

@@ -153,3 +153,26 @@ def test_the_key_is_never_shown():
     with pytest.raises(ConfigError) as error:
         NotaryKey("0x1234")
     assert "1234" not in str(error.value)
+
+
+def test_the_fast_signature_check_agrees_with_eth_account():
+    import random
+
+    from omc_proofs.checkpoint import signed_by
+
+    rng = random.Random(9)
+    other = NotaryKey("0x" + "33" * 32)
+    for i in range(200):
+        digest = "0x" + rng.randbytes(32).hex()
+        signature = KEY.sign(digest)
+        if i % 4 == 1:
+            signature = "0x" + rng.randbytes(64).hex() + rng.choice(["1b", "1c"])
+        if i % 4 == 2:
+            digest = "0x" + rng.randbytes(32).hex()
+        try:
+            expected = recover_signer(digest, signature) == KEY.address
+        except Exception:
+            expected = False
+        assert signed_by(digest, signature, KEY.address) == expected
+        assert not signed_by(digest, signature, other.address)
+    assert not signed_by("0x" + "00" * 32, "0x" + "00" * 65, KEY.address)
