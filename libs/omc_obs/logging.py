@@ -155,7 +155,10 @@ def configure(service: str, *, level: int | None = None, stream: TextIO | None =
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    logging.getLogger("uvicorn.access").propagate = False
+    # uvicorn's access lines are off: the gateway writes its own (omc_gateway.observe)
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     return handler
 

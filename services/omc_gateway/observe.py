@@ -53,45 +53,9 @@ def request_id() -> str | None:
     return context.get("request_id") if context else None
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        context = CONTEXT.get()
-        if context:
-            line.update(context)
-        extra = getattr(record, "fields", None)
-        if extra:
-            line.update(extra)
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return _LINE.encode(line)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
-    # The gateway writes its own access line per request (`AccessLog`); uvicorn's would be a
-    # second one, through the logging module, whichever order uvicorn and this ran in.
-    uvicorn_access = logging.getLogger("uvicorn.access")
-    uvicorn_access.handlers[:] = []
-    uvicorn_access.propagate = False
-
-
 class AccessLog:
     """One JSON line per request, written straight to a stream (stderr): the same shape as
-    `JsonFormatter`'s lines, without the logging module's record machinery, which costs more
+    omc_obs.logging's lines, without the logging module's record machinery, which costs more
     than the rest of a request's logging put together. Off when the `omc.gateway.access`
     logger is set above INFO."""
 
@@ -104,7 +68,8 @@ class AccessLog:
     def write(self, context: dict[str, Any], method: str, path: str, route: str, status: int,
               elapsed: float) -> None:
         line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": "info",
-                "logger": "omc.gateway.access", "message": f"{method} {path} {status}",
+                "logger": "omc.gateway.access", "service": "gateway",
+                "message": f"{method} {path} {status}",
                 **context, "method": method, "path": path, "route": route, "status": status,
                 "duration_ms": round(elapsed * 1000, 3)}
         (self.stream or sys.stderr).write(_LINE.encode(line) + "\n")
