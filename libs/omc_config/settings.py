@@ -40,6 +40,8 @@ class StackSettings:
     proj_mysql_metrics_port: int
     proj_redis_metrics_port: int
     runtime_metrics_port: int
+    txmanager_metrics_port: int
+    watcher_metrics_port: int
     chain_id: int
     block_time: float
     kafka_heap: str
@@ -102,6 +104,8 @@ class _Reader:
             proj_mysql_metrics_port=self.port("OMC_PROJ_MYSQL_METRICS_PORT", 18091),
             proj_redis_metrics_port=self.port("OMC_PROJ_REDIS_METRICS_PORT", 18092),
             runtime_metrics_port=self.port("OMC_RUNTIME_METRICS_PORT", 18093),
+            txmanager_metrics_port=self.port("OMC_TXMANAGER_METRICS_PORT", 18094),
+            watcher_metrics_port=self.port("OMC_WATCHER_METRICS_PORT", 18095),
             chain_id=self.number("OMC_CHAIN_ID", 31337, int, minimum=1),
             block_time=self.number("OMC_BLOCK_TIME", 0.0, float, minimum=0),
             kafka_heap=self.heap("OMC_KAFKA_HEAP", "768m"),
@@ -209,6 +213,8 @@ class _Reader:
             "OMC_PROJ_MYSQL_METRICS_PORT": stack.proj_mysql_metrics_port,
             "OMC_PROJ_REDIS_METRICS_PORT": stack.proj_redis_metrics_port,
             "OMC_RUNTIME_METRICS_PORT": stack.runtime_metrics_port,
+            "OMC_TXMANAGER_METRICS_PORT": stack.txmanager_metrics_port,
+            "OMC_WATCHER_METRICS_PORT": stack.watcher_metrics_port,
         }
         seen: dict[int, str] = {}
         for name, port in names.items():

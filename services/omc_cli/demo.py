@@ -69,23 +69,30 @@ def run(settings: Settings, echo: Callable[[str], None], timeout: float = 60.0) 
                     "approval_threshold_wei": str(5 * 10**16), "max_inferences_per_task": 4},
             idempotency_key="omc-up-demo-agent",
         )
-        instruction = f"what is the balance of {RECIPIENT}"
-        accepted = client.submit_task(AGENT_ID, instruction, chain_id=settings.chain_id)
-        echo(f"POST /v1/tasks {instruction!r} -> 202, command {accepted.command_id} is on "
-             "omc.commands.v1")
-        task = _outcome(client, accepted.aggregate_id, timeout)
-        echo(f"GET /v1/tasks/{task.task_id} -> status {task.status!r}: "
-             f"{_summary(task)}")
-        for event in client.iter_task_events(task.task_id):
-            echo(f"  {event.sequence:>2} {event.event_type:<32} hash {event.hash[:16]}...")
-        as_of = client.list_tasks(limit=1).as_of
-        position = ", ".join(f"{k}@{v}" for k, v in sorted(as_of.offsets.items())) if as_of else "?"
-        echo(f"  (read from MySQL as projected from the log; projection at {position})")
+        for instruction in (f"what is the balance of {RECIPIENT}",
+                            f"send 0.01 ETH to {RECIPIENT}"):
+            _round_trip(client, settings, instruction, echo, timeout)
         echo(f"Your key for tenant {TENANT!r} is in {key_file(settings)}: "
              f"OMC_API_KEY=$(cat {key_file(settings)}) .venv/bin/omc tasks list")
 
 
 ENDED = frozenset({"completed", "failed", "cancelled", "rejected"})
+
+
+def _round_trip(client: Client, settings: Settings, instruction: str,
+                echo: Callable[[str], None], timeout: float) -> None:
+    """Submit `instruction`, wait for its outcome, show it with its hash-chained trail and,
+    for a transfer, the transaction as the chain watcher confirmed it."""
+    accepted = client.submit_task(AGENT_ID, instruction, chain_id=settings.chain_id)
+    echo(f"POST /v1/tasks {instruction!r} -> 202 (command {accepted.command_id})")
+    task = _outcome(client, accepted.aggregate_id, timeout)
+    echo(f"GET /v1/tasks/{task.task_id} -> {task.status!r}: "
+         f"{' / '.join(_summary(task).splitlines())}")
+    for event in client.iter_task_events(task.task_id):
+        echo(f"  {event.sequence:>2} {event.event_type:<32} hash {event.hash[:16]}...")
+    for tx in client.list_transactions(task_id=task.task_id).items:
+        echo(f"  transaction {tx.tx_hash}: {tx.status}, nonce {tx.nonce}, block "
+             f"{tx.block_number}, {tx.value_wei} wei from {tx.sender} to {tx.to}")
 
 
 def _outcome(client: Client, task_id: str, timeout: float) -> Task:

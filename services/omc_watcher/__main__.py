@@ -24,6 +24,7 @@ from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec
 from omc_kafka.producer import EventProducer, producer_config
 from omc_obs.logging import configure as configure_logging
+from omc_watcher.metrics import serve_metrics
 from omc_watcher.rpc import Node
 from omc_watcher.settings import CHAIN_TOPIC, TX_TOPIC, WatcherSettings
 from omc_watcher.watcher import SOURCE, Watcher
@@ -57,7 +58,8 @@ async def serve(settings: WatcherSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await watcher.run(stop)
+        await watcher.run(stop, started=lambda: serve_metrics(
+            watcher, settings.metrics_port, settings.metrics_host))
     finally:
         await watcher.close()
 

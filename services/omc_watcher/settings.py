@@ -15,6 +15,9 @@
     OMC_WATCHER_RPC_BATCH        JSON-RPC calls per batch request (100)
     OMC_WATCHER_SUBSCRIPTIONS    contract event subscriptions: a JSON file path, or inline JSON
                                  [{"id", "address", "topics"?, "abi_event"?, "from_block"}]
+    OMC_WATCHER_METRICS_PORT     Prometheus /metrics, served once the log is read (0: off;
+                                 `omc up` sets the stack's 18095)
+    OMC_WATCHER_METRICS_HOST     interface of /metrics (127.0.0.1; 0.0.0.0 in a pod)
     OMC_WATCHER_TX_TOPIC         (omc.tx.events.v1)
     OMC_WATCHER_CHAIN_TOPIC      (omc.chain.events.v1)
 
@@ -52,6 +55,8 @@ class WatcherSettings:
     subscriptions: tuple[Subscription, ...]
     tx_topic: str
     chain_topic: str
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WatcherSettings:
@@ -78,6 +83,8 @@ class WatcherSettings:
             subscriptions=_subscriptions(options),
             tx_topic=options.topic("OMC_WATCHER_TX_TOPIC", TX_TOPIC),
             chain_topic=options.topic("OMC_WATCHER_CHAIN_TOPIC", CHAIN_TOPIC),
+            metrics_port=options.number("OMC_WATCHER_METRICS_PORT", 0, 0, 65535),
+            metrics_host=options.text("OMC_WATCHER_METRICS_HOST", "127.0.0.1"),
         )
         if settings.confirmations > settings.window:
             options.problem("OMC_WATCHER_CONFIRMATIONS must not exceed OMC_WATCHER_WINDOW")

@@ -138,10 +138,13 @@ class Watcher:
                 await self._tx_task
         await self.node.close()
 
-    async def run(self, stop: asyncio.Event, *, retries: int = 8) -> None:
-        """Start, then step on every newHeads notification (or every poll interval) until
-        `stop` is set. Node errors are retried with backoff, `retries` in a row at most."""
+    async def run(self, stop: asyncio.Event, *, retries: int = 8,
+                  started: Callable[[], None] = lambda: None) -> None:
+        """Start (then call `started`), then step on every newHeads notification (or every
+        poll interval) until `stop` is set. Node errors are retried with backoff, `retries`
+        in a row at most."""
         await self.start()
+        started()
         heads = None
         if self.settings.ws_url:
             heads = asyncio.get_running_loop().create_task(

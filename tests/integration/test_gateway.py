@@ -267,8 +267,13 @@ def _problem(answer: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     return body
 
 
-def test_refusals_are_precise_problems(gateway: Served, settings: Settings) -> None:
-    url, auth = f"{gateway.url}/v1/tasks", gateway.auth()
+def test_refusals_are_precise_problems(gateway: Served, settings: Settings,
+                                      database: str) -> None:
+    tenant = f"refusals-{uuid.uuid4().hex[:8]}"  # its own: other tests write commands too
+    connection = connect(settings, database=database)
+    token, _ = apikeys.create_key(connection, tenant, ["commands:write", "queries:read"])
+    connection.close()
+    url, auth = f"{gateway.url}/v1/tasks", {"Authorization": f"Bearer {token}"}
     json_type = {**auth, "Content-Type": "application/json"}
     log = CommandLog(settings)
 
@@ -292,7 +297,7 @@ def test_refusals_are_precise_problems(gateway: Served, settings: Settings) -> N
     _problem(route, 404, "not-found")
     assert _problem(method, 405, "method-not-allowed")
     produced = [m for m in log.read(0, settle=1)
-                if dict(m.headers() or []).get("omc_tenant") == b"acme"]
+                if dict(m.headers() or []).get("omc_tenant") == tenant.encode()]
     assert produced == [], "a refused command never reaches the log"
 
 

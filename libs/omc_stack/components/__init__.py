@@ -9,15 +9,18 @@ from omc_stack.components.redis import Redis
 from omc_stack.components.registry import Registry
 from omc_stack.components.service import (
     AgentRuntime,
+    ChainWatcher,
     Gateway,
     MySQLProjector,
     RedisProjector,
     Service,
+    TxManager,
 )
 
 COMPONENTS: tuple[type[Component], ...] = (Kafka, Registry, MariaDB, Redis, Anvil)
-SERVICES: tuple[type[Service], ...] = (MySQLProjector, RedisProjector, AgentRuntime, Gateway)
+SERVICES: tuple[type[Service], ...] = (MySQLProjector, RedisProjector, AgentRuntime, TxManager,
+                                       ChainWatcher, Gateway)
 
-__all__ = ["COMPONENTS", "SERVICES", "AgentRuntime", "Anvil", "Component", "Gateway", "Kafka",
-           "MariaDB", "MySQLProjector", "NotReady", "Redis", "RedisProjector", "Registry",
-           "Service"]
+__all__ = ["COMPONENTS", "SERVICES", "AgentRuntime", "Anvil", "ChainWatcher", "Component",
+           "Gateway", "Kafka", "MariaDB", "MySQLProjector", "NotReady", "Redis",
+           "RedisProjector", "Registry", "Service", "TxManager"]

@@ -12,6 +12,9 @@ from typing import Any
 
 from omc_stack.components.base import Component, http_ok
 
+LOCAL_CHAIN_ID = 31337
+"""anvil's chain: the only one whose public development keys the stack ever installs."""
+
 
 class Service(Component):
     """A Python service of this checkout, `python -m <module>`, probed over HTTP."""
@@ -70,6 +73,39 @@ class AgentRuntime(Service):
     module = "omc_runtime"
     port_setting, port_field = "OMC_RUNTIME_METRICS_PORT", "runtime_metrics_port"
     probe_path = "/metrics"
+
+
+class TxManager(Service):
+    """The transaction manager (`omc_txmanager`). On the local chain (31337 only) it signs
+    with anvil's first development key, written to .stack/txmanager/keys before it starts;
+    elsewhere keys come from its settings (docs/transactions.md)."""
+
+    name = "txmanager"
+    module = "omc_txmanager"
+    port_setting, port_field = "OMC_TXMANAGER_METRICS_PORT", "txmanager_metrics_port"
+    probe_path = "/metrics"
+
+    def prepare(self) -> None:
+        from omc_chain.signer import install_local_dev_key
+
+        if self.settings.chain_id == LOCAL_CHAIN_ID:
+            install_local_dev_key(self.settings.stack.dir, self.settings.chain_id)
+
+
+class ChainWatcher(Service):
+    """The chain watcher of the local chain (`omc_watcher`). anvil mines a block per
+    transaction and none in between, so locally a transaction is final in its own block
+    (OMC_WATCHER_CONFIRMATIONS=1); on a real chain use the depth its finality needs."""
+
+    name = "watcher"
+    module = "omc_watcher"
+    port_setting, port_field = "OMC_WATCHER_METRICS_PORT", "watcher_metrics_port"
+    probe_path = "/metrics"
+
+    def env(self) -> dict[str, str]:
+        local = {"OMC_WATCHER_CONFIRMATIONS": "1"} \
+            if self.settings.chain_id == LOCAL_CHAIN_ID else {}
+        return {**local, **super().env()}
 
 
 class Gateway(Service):
