@@ -90,7 +90,7 @@ class Bundle:
                                        tuple(str(h) for h in p["audit_path"]))
                         for p in d["proofs"]],
                 receipts=[AnchorReceipt(**r) for r in d["anchors"]],
-                task_id=str(d["task_id"]))
+                task_id=str(d["task_id"]), chained={f"task/{d['task_id']}"})
             schemas = {int(k): v for k, v in d["schemas"].items()}
             return cls(str(d["task_id"]), str(d["exported_at"]), evidence, schemas,
                        list(d.get("notary") or []))

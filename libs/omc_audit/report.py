@@ -71,6 +71,7 @@ def task_report(bundle: Bundle, verification: Report) -> dict[str, Any]:
                                  anchor=anchors.get(proof.tree_size))
         step["problems"] = findings.pop(m.where, [])
         steps.append(step)
+    steps.sort(key=lambda step: str(step.get("occurred_at", "")))  # the causal order
     return {"task_id": bundle.task_id, "exported_at": bundle.exported_at,
             "verified": verification.ok, "notary": bundle.notary,
             "summary": {"events": verification.events, "checkpoints": verification.checkpoints,

@@ -52,6 +52,7 @@ class Topics:
                                "omc.tx.events.v1", "omc.chain.events.v1")
     commands: tuple[str, ...] = ("omc.commands.v1",)
     proof: str = "omc.proof.events.v1"
+    tx: str | None = "omc.tx.events.v1"  # where a task's transactions are (bundles)
 
 
 def _codec(settings: Settings) -> Codec:
@@ -102,16 +103,12 @@ def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | 
                  kind=lambda value: codec.writer(schema_id_of(value)).name)
 
 
-def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
-                registry: str | None = None, now: datetime | None = None) -> Bundle:
-    codec = _codec(settings)
-    chain = _chain(settings)
-    partition, held = _task_stream(settings, topics, task_id)
-    stream = stream_id(topics.task, partition)
-    bootstrap = settings.kafka_bootstrap
-    proof = [m for m in read_partitions(bootstrap, [(topics.proof, p) for p in
-                                                    partitions(bootstrap, topics.proof)])
-             if m.key == stream.encode()]
+def _stream_part(codec: Codec, chain: ChainRoots, held: list[Stored],
+                 selected: set[int], proof: list[Stored], registry: str | None,
+                 ) -> tuple[list[Stored], list[InclusionProof], list[AnchorReceipt], set[str]]:
+    """The selected messages of one stream (indices into `held`, the whole partition), their
+    inclusion proofs against the newest anchored (else newest) checkpoint covering each, and
+    the stream's anchor receipts. Also the checkpoints' signers."""
     tree = MerkleTree(leaf_data(m.value) for m in held)
     checkpoints: list[CheckpointSigned] = []
     confirmed: list[AnchorConfirmed] = []
@@ -126,11 +123,10 @@ def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
             registries[record.request_id] = record.anchor_address
     anchored = {a.tree_size for a in confirmed}
     events, proofs = [], []
-    for index, m in enumerate(held):
-        if m.key != task_id.encode():
-            continue
+    for index in sorted(selected):
+        m = held[index]
         events.append(m)
-        covering = [c for c in checkpoints if c.tree_size > index and c.tree_size <= tree.size
+        covering = [c for c in checkpoints if index < c.tree_size <= tree.size
                     and hex32(tree.root(c.tree_size)) == c.root]
         chosen = (max((c for c in covering if c.tree_size in anchored),
                       key=lambda c: c.tree_size, default=None)
@@ -151,6 +147,57 @@ def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
             block_number=receipt.get("block_number", a.block_number),
             block_hash=receipt.get("block_hash", a.block_hash),
             root_on_chain=chain(address, a.stream_id, a.tree_size)))
+    return events, proofs, receipts, {c.signer for c in checkpoints}
+
+
+def _task_transactions(codec: Codec, bootstrap: str, topic: str,
+                       task_id: str) -> dict[int, tuple[list[Stored], set[int]]]:
+    """Per tx partition: all its messages, and the indices of the task's transactions'
+    events (its TxRequested, and every event naming one of their request ids)."""
+    found: dict[int, tuple[list[Stored], set[int]]] = {}
+    for p in partitions(bootstrap, topic):
+        held = read_partitions(bootstrap, [(topic, p)])
+        requests: set[str] = set()
+        selected: set[int] = set()
+        for index, m in enumerate(held):
+            try:
+                record = codec.decode(m.value)
+            except OmcError:
+                continue
+            request = getattr(record, "request_id", None)
+            if getattr(record, "task_id", None) == task_id and request is not None:
+                requests.add(request)
+            if request in requests:
+                selected.add(index)
+        if selected:
+            found[p] = (held, selected)
+    return found
+
+
+def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
+                registry: str | None = None, now: datetime | None = None) -> Bundle:
+    """The task's bundle: its events, and its transactions' events on the tx topic."""
+    codec = _codec(settings)
+    chain = _chain(settings)
+    bootstrap = settings.kafka_bootstrap
+    partition, held = _task_stream(settings, topics, task_id)
+    parts = {stream_id(topics.task, partition):
+             (held, {i for i, m in enumerate(held) if m.key == task_id.encode()})}
+    if topics.tx:
+        for p, part in _task_transactions(codec, bootstrap, topics.tx, task_id).items():
+            parts[stream_id(topics.tx, p)] = part
+    proof_log = read_partitions(bootstrap, [(topics.proof, p)
+                                            for p in partitions(bootstrap, topics.proof)])
+    events, proofs, receipts, proof, signers = [], [], [], [], set()
+    for stream, (messages, selected) in parts.items():
+        mine = [m for m in proof_log if m.key == stream.encode()]
+        e, p, r, s = _stream_part(codec, chain, messages, selected, mine, registry)
+        events += e
+        proofs += p
+        receipts += r
+        proof += mine
+        signers |= s
+    proof.sort(key=lambda m: (m.topic, m.partition, m.offset))
     schemas = {}
     for m in (*events, *proof):
         try:
@@ -159,11 +206,10 @@ def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
             continue
         schemas[schema_id] = codec.writer(schema_id).schema
     evidence = Evidence(events=events, proof_events=proof, proofs=proofs, receipts=receipts,
-                        task_id=task_id)
+                        task_id=task_id, chained={f"task/{task_id}"})
     return Bundle(task_id=task_id,
                   exported_at=(now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
-                  evidence=evidence, schemas=schemas,
-                  notary=sorted({c.signer for c in checkpoints}))
+                  evidence=evidence, schemas=schemas, notary=sorted(signers))
 
 
 def verify_bundle(bundle: Bundle, *, chain: ChainRoots | None = None,

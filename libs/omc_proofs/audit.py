@@ -133,6 +133,10 @@ class Evidence:
     proofs: list[InclusionProof] = field(default_factory=list)
     receipts: list[AnchorReceipt] = field(default_factory=list)
     task_id: str | None = None  # a task's bundle: its events must end with a terminal one
+    chained: set[str] | None = None  # aggregates held whole ("<type>/<id>"): sequences and
+    #                                  prev_hash checked; None: every aggregate. Others (a
+    #                                  task's transactions in a bundle) are a subset of
+    #                                  their aggregate: own hashes and inclusion only
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,8 @@ def _key(m: Stored) -> tuple[str, int, int]:
     return (m.topic, m.partition, m.offset)
 
 
-def _check_chains(messages: list[Stored], report: Report) -> dict[tuple[str, int, int], bytes]:
+def _check_chains(messages: list[Stored], report: Report, chained: set[str] | None = None,
+                  ) -> dict[tuple[str, int, int], bytes]:
     """docs/envelope.md's three checks for every message (omc_events.chain's primitives,
     one reading of each meta), and offsets increasing per partition. Returns each message's
     leaf (omc_proofs.leaves' definition), read in the same pass."""
@@ -226,6 +231,8 @@ def _check_chains(messages: list[Stored], report: Report) -> dict[tuple[str, int
                        "(the event was altered)")
         if meta["sequence"] == 0:  # a request: self-hashed, not chained
             continue
+        if chained is not None and aggregate not in chained:
+            continue
         head = heads.get(aggregate, ChainHead())
         if meta["sequence"] != head.sequence + 1:
             report.add("sequence", m.where, f"{label}: follows {head.sequence} (an event is "
@@ -259,7 +266,7 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     `kind(value)` names a message's record (from its schema id) so that only the events
     with something more to check (inferences) are decoded; without it every one is."""
     report = Report(events=len(evidence.events), proof_events=len(evidence.proof_events))
-    leaves = _check_chains(evidence.events, report)
+    leaves = _check_chains(evidence.events, report, evidence.chained)
     events_by_stream: dict[str, list[Stored]] = defaultdict(list)
     for m in evidence.events:
         events_by_stream[m.stream].append(m)

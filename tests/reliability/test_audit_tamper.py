@@ -62,9 +62,14 @@ def exported(settings, fresh_topic, web3, funded_account):
                         registry=registry)
     log.settle(notary)
     task_id, _ = log.task(events=6)
+    sender = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    other = log.request(None, sender, 1)  # another request of the same account, before
+    log.confirm(other, "0x" + "aa" * 32, 1, "0x" + "bb" * 32)
+    mine = log.request(task_id, sender, 2)  # the task's transaction and its outcome
+    log.confirm(mine, "0x" + "cc" * 32, 2, "0x" + "dd" * 32)
     log.tasks(2, rng)
     log.settle(notary, tick=61)
-    requests = log.tx_requests()
+    requests = [r for r in log.tx_requests() if r.purpose == "ANCHOR"]
     skipped = requests[0]  # the task stream's first checkpoint stays unanchored
     for request in requests[1:]:
         receipt = send_call(web3, funded_account, request.to, request.data)
@@ -114,10 +119,18 @@ def _of(codec: Codec, items: list[dict], kind: type) -> list[int]:
             if isinstance(codec.decode(Bundle_b64(item["value"])), kind)]
 
 
+def _stream_of(items: list[dict], index: int) -> tuple[list[dict], int]:
+    """The items of items[index]'s aggregate (same key), and its position among them."""
+    same = [i for i in items if i["key"] == items[index]["key"]]
+    return same, next(n for n, i in enumerate(same) if i is items[index])
+
+
 def mutate(kind: str, doc: dict, rng: random.Random, codec: Codec, skipped_root: str,
-           skipped_size: int) -> str:
+           skipped_size: int, skipped_stream: str) -> str:
     """Apply one mutation of `kind` to the bundle document; the finding code it must cause."""
     events, proof_events = doc["events"], doc["proof_events"]
+    task_topic = events[0]["topic"]
+    task_events = [e for e in events if e["topic"] == task_topic]  # the chained aggregate
     if kind == "byte":
         item = rng.choice(events)
         value = bytearray(Bundle_b64(item["value"]))
@@ -131,14 +144,15 @@ def mutate(kind: str, doc: dict, rng: random.Random, codec: Codec, skipped_root:
     if kind == "swap":
         i, j = rng.sample(range(len(events)), 2)
         events[i]["value"], events[j]["value"] = events[j]["value"], events[i]["value"]
-        return "sequence"
+        return "sequence|inclusion"
     if kind == "truncate":
-        k = rng.randint(1, len(events) - 1)
-        gone = {(e["partition"], e["offset"]) for e in events[-k:]}
-        del events[-k:]
+        k = rng.randint(1, len(task_events) - 1)
+        gone = {(e["topic"], e["partition"], e["offset"]) for e in task_events[-k:]}
+        doc["events"] = [e for e in events if (e["topic"], e["partition"], e["offset"])
+                         not in gone]
         if rng.random() < 0.5:  # a consistent cut: the proofs go too
             doc["proofs"] = [p for p in doc["proofs"]
-                             if (p["partition"], p["offset"]) not in gone]
+                             if (p["topic"], p["partition"], p["offset"]) not in gone]
             return "incomplete"
         return "missing_event"
     if kind == "replace_checkpoint":
@@ -148,6 +162,7 @@ def mutate(kind: str, doc: dict, rng: random.Random, codec: Codec, skipped_root:
             proof_events[at]["value"] = proof_events[rng.choice(others)]["value"]
             return "checkpoint_gap"
         forger = NotaryKey(rng.randbytes(32))
+        same, position = _stream_of(proof_events, at)
 
         def forged(cp: CheckpointSigned) -> CheckpointSigned:
             root = "0x" + rng.randbytes(32).hex()
@@ -158,38 +173,45 @@ def mutate(kind: str, doc: dict, rng: random.Random, codec: Codec, skipped_root:
             return dataclasses.replace(cp, root=root, digest=digest, signer=forger.address,
                                        signature=forger.sign(digest))
 
-        _reseal(codec, proof_events, at, forged)
+        _reseal(codec, same, position, forged)
         return "checkpoint_untrusted"
     if kind == "forge_signature":
         if rng.random() < 0.5:
             at = rng.choice(_of(codec, proof_events, CheckpointSigned))
             signature = "0x" + rng.randbytes(64).hex() + rng.choice(["1b", "1c"])
-            _reseal(codec, proof_events, at,
+            same, position = _stream_of(proof_events, at)
+            _reseal(codec, same, position,
                     lambda cp: dataclasses.replace(cp, signature=signature))
             return "checkpoint_signature"
-        at = rng.choice(_of(codec, events, InferenceCompleted))
+        at = rng.choice(_of(codec, task_events, InferenceCompleted))
         signature = "0x" + rng.randbytes(64).hex() + rng.choice(["1b", "1c"])
-        _reseal(codec, events, at, lambda ic: dataclasses.replace(ic, signature=signature))
+        _reseal(codec, task_events, at,
+                lambda ic: dataclasses.replace(ic, signature=signature))
         return "inference_signature"
     if kind == "never_anchored":
+        key = b64(skipped_stream.encode())
         confirmed = _of(codec, proof_events, AnchorConfirmed)
-        if rng.random() < 0.5 and confirmed:  # an anchor's claim moved to the unanchored root
-            at = rng.choice(confirmed)
-            _reseal(codec, proof_events, at, lambda a: dataclasses.replace(
+        mine = [i for i in confirmed if proof_events[i]["key"] == key]
+        if rng.random() < 0.5 and mine:  # an anchor's claim moved to the unanchored root
+            same, position = _stream_of(proof_events, rng.choice(mine))
+            _reseal(codec, same, position, lambda a: dataclasses.replace(
                 a, root=skipped_root, tree_size=skipped_size))
             return "not_anchored"
         # a confirmation appended for the checkpoint that was never anchored
-        last = proof_events[-1]
+        stream = [i for i in proof_events if i["key"] == key]
         template = codec.decode(Bundle_b64(proof_events[confirmed[0]]["value"]))
-        previous = codec.decode(Bundle_b64(last["value"])).meta  # type: ignore[attr-defined]
+        previous = codec.decode(Bundle_b64(stream[-1]["value"])).meta  # type: ignore[attr-defined]
         fake = dataclasses.replace(
-            template, root=skipped_root, tree_size=skipped_size,
+            template, root=skipped_root, tree_size=skipped_size, stream_id=skipped_stream,
             tx_hash="0x" + rng.randbytes(32).hex(),
             meta=dataclasses.replace(template.meta, event_id=derived_id(  # type: ignore[attr-defined]
-                "forged", rng.randrange(10**9)), hash="", prev_hash=ZERO_HASH))
+                "forged", rng.randrange(10**9)), aggregate_id=skipped_stream, hash="",
+                prev_hash=ZERO_HASH))
         sealed, _ = seal(SCHEMAS, fake, ChainHead(previous.sequence, previous.hash))
-        proof_events.append({**last, "offset": last["offset"] + 1,
-                             "value": b64(SCHEMAS.encode(sealed, Bundle_b64(last["value"])[:5]))})
+        last = proof_events[-1]
+        proof_events.append({**last, "key": key, "offset": last["offset"] + 1,
+                             "value": b64(SCHEMAS.encode(sealed,
+                                                         Bundle_b64(last["value"])[:5]))})
         return "not_anchored"
     raise AssertionError(kind)
 
@@ -205,8 +227,9 @@ def test_untouched_bundle_passes_and_every_mutation_is_detected(exported, settin
     codec = _codec(bundle)
     clean = verify_bundle(bundle, chain=chain, trusted=trusted, registry=registry)
     assert clean.ok, [str(f) for f in clean.findings]
-    assert clean.events == len(bundle.evidence.events) == 6
-    assert clean.proofs == 6
+    assert clean.events == len(bundle.evidence.events) == 6 + 2  # the task's and its tx's
+    assert clean.proofs == 8
+    assert len({m.topic for m in bundle.evidence.events}) == 2
     assert clean.inferences == 1
     assert clean.anchors_on_chain >= 1
     offline = verify_bundle(Bundle.from_json(bundle.to_json()), chain=None, trusted=trusted,
@@ -223,7 +246,8 @@ def test_untouched_bundle_passes_and_every_mutation_is_detected(exported, settin
     for kind in KINDS:
         for n in range(PER_KIND):
             doc = copy.deepcopy(original)
-            expected = mutate(kind, doc, rng, codec, unanchored.root, unanchored.tree_size)
+            expected = mutate(kind, doc, rng, codec, unanchored.root, unanchored.tree_size,
+                              unanchored.stream_id)
             tried += 1
             report = verify_bundle(Bundle.from_json(doc), chain=chain, trusted=trusted,
                                    registry=registry)

@@ -54,7 +54,7 @@ class AuditLog:
         self.topics = Topics(task=fresh_topic(partitions=task_partitions), events=(),
                              commands=(), proof=fresh_topic())
         self.tx_topic = fresh_topic()
-        self.topics = dataclasses.replace(self.topics,
+        self.topics = dataclasses.replace(self.topics, tx=self.tx_topic,
                                           events=(self.topics.task, self.tx_topic))
         originals = {self.topics.task: "omc.task.events.v1", self.tx_topic: "omc.tx.events.v1",
                      self.topics.proof: "omc.proof.events.v1"}
@@ -111,6 +111,22 @@ class AuditLog:
                          flush=False)[0] for _ in range(count)]
         self.producer.flush()
         return ids
+
+    def request(self, task_id: str | None, sender: str, n: int) -> TxRequested:
+        """A TxRequested for a task's action (self-hashed, as the runtime writes it)."""
+        from omc_events.chain import seal_command
+
+        key = f"31337:{sender}"
+        record = sample(SCHEMAS.set, "omc.tx.TxRequested", aggregate_id=key,
+                        causation=f"{task_id}-{n}", position=n)
+        record = dataclasses.replace(
+            record, request_id=derived_id(f"request-{task_id}", n), task_id=task_id,
+            sender=sender, meta=dataclasses.replace(record.meta, aggregate_type="account",
+                                                    tenant="acme", occurred_at=self.clock()))
+        sealed = seal_command(SCHEMAS, record)
+        self.producer.send(self.tx_topic, sealed, key=key)
+        self.producer.flush()
+        return sealed  # type: ignore[return-value]
 
     def confirm(self, request: TxRequested, tx_hash: str, block_number: int,
                 block_hash: str) -> TxConfirmed:
