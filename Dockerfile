@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every service of OpenMCP-Chain, chosen by argument:
-#   docker run IMAGE gateway | runtime | proj-mysql | proj-redis | txmanager | watcher |
-#                    notary | registry | migrate | topics | dev-key | omc ARGS...
+#   docker run IMAGE gateway | runtime | proj-mysql | proj-redis | proj-proofs | txmanager |
+#                    watcher | notary | registry | migrate | topics | dev-key | omc ARGS...
 # Configured by OMC_* environment variables only (README, docs/operations.md).
 # Build: docker build -t openmcp-chain .   (context filtered by .dockerignore)
 

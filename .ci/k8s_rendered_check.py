@@ -3,7 +3,8 @@
     python k8s_rendered_check.py OVERLAY RENDERED.yaml
 
 Every Deployment of the project runs no more replicas than the partitions its consumer group
-reads (the catalogue's largest consumed topic; 1 for the watcher, notary and registry), nor
+reads (the catalogue's largest consumed topic; 1 for the watcher, the notary, the proof
+index and the registry), nor
 may an autoscaler grow one beyond that; every image has a tag; every KafkaTopic's
 min.insync.replicas is at most its replicas, and the Kafka cluster has at least as many broker
 nodes as any topic has replicas.
@@ -19,7 +20,7 @@ from omc_events.catalogue import Catalogue
 
 CONSUMER = {"runtime": "agent-runtime", "txmanager": "tx-manager", "proj-mysql": "proj-mysql",
             "proj-redis": "proj-redis"}
-SINGLE = {"watcher", "notary", "registry"}  # one per chain, no consumer group, one registry
+SINGLE = {"watcher", "notary", "proj-proofs", "registry"}  # one per chain, no group, one
 
 
 def problems(documents: list[dict]) -> list[str]:

@@ -8,7 +8,6 @@ Exit codes: 0 stopped or caught up; 2 invalid configuration.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 
@@ -17,6 +16,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from omc_errors import ConfigError
 from omc_events.codec import Codec
 from omc_notary.settings import NotarySettings
+from omc_obs.logging import configure as configure_logging
 from omc_proj_proofs import migrations
 from omc_proj_proofs.projector import ProofProjector
 from omc_store.mysql import connect
@@ -32,7 +32,7 @@ def main() -> int:
     except ConfigError as error:
         print(f"omc-proj-proofs: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO)
+    configure_logging("proj-proofs")
     base = settings.base
     if args.migrate:
         connection = connect(base)

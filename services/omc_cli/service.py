@@ -2,12 +2,13 @@
 
     python -m omc_cli.service NAME [ARGS ...]
 
-NAME is a long-running service (gateway, runtime, proj-mysql, proj-redis, txmanager, watcher,
-notary, registry), run as `python -m <module> ARGS` in place of this process (exec, so it is
-PID 1 and gets SIGTERM itself), or a one-shot job: `migrate` (`omc db migrate`), `topics`
-(`omc topics apply`), `dev-key` (anvil's public development key into OMC_STACK_DIR, chain
-31337 only), `omc ARGS` (any command of the CLI). Exit 2 for an unknown name or a service
-this image does not hold. Configuration is by environment only (OMC_*), as everywhere.
+NAME is a long-running service (gateway, runtime, proj-mysql, proj-redis, proj-proofs,
+txmanager, watcher, notary, registry), run as `python -m <module> ARGS` in place of this
+process (exec, so it is PID 1 and gets SIGTERM itself), or a one-shot job: `migrate`
+(`omc db migrate`), `topics` (`omc topics apply`), `dev-key` (anvil's public development key
+into OMC_STACK_DIR, chain 31337 only), `omc ARGS` (any command of the CLI). Exit 2 for an
+unknown name or a service this image does not hold. Configuration is by environment only
+(OMC_*), as everywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MODULES = {
     "runtime": "omc_runtime",
     "proj-mysql": "omc_proj_mysql",
     "proj-redis": "omc_proj_redis",
+    "proj-proofs": "omc_proj_proofs",
     "txmanager": "omc_txmanager",
     "watcher": "omc_watcher",
     "notary": "omc_notary",

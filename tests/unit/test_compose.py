@@ -59,7 +59,7 @@ def test_compose_names_every_component_and_service_of_the_local_stack() -> None:
     stack = {component.name for component in (*COMPONENTS, *STACK_SERVICES)}
 
     assert stack <= set(SERVICES)
-    assert set(SERVICES) - stack - JOB_NAMES <= {"txmanager", "watcher", "notary"}
+    assert set(SERVICES) - stack - JOB_NAMES <= {"txmanager", "watcher", "notary", "proj-proofs"}
 
 
 def test_every_service_the_entrypoint_knows_runs_in_compose_from_the_image() -> None:

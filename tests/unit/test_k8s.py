@@ -23,7 +23,7 @@ CATALOGUE = Catalogue.load()
 CONSUMER = {"runtime": "agent-runtime", "txmanager": "tx-manager", "proj-mysql": "proj-mysql",
             "proj-redis": "proj-redis"}
 # One writer per chain; the notary reads without a consumer group; one registry process.
-SINGLE = {"watcher", "notary", "registry"}
+SINGLE = {"watcher", "notary", "proj-proofs", "registry"}
 
 
 def _documents(folder: Path) -> list[dict]:
@@ -109,7 +109,8 @@ def test_each_deployment_runs_the_image_by_name_non_root_with_probes_and_resourc
     assert {"configMapRef": {"name": "omc-config"}} in container["envFrom"]
 
 
-@pytest.mark.parametrize("name", sorted(set(DEPLOYMENTS) - {"watcher", "notary"}))
+@pytest.mark.parametrize("name", sorted(set(DEPLOYMENTS) - {"watcher", "notary",
+                                                              "proj-proofs"}))
 def test_each_deployment_is_ready_only_when_its_endpoint_answers(name) -> None:
     (container,) = DEPLOYMENTS[name]["spec"]["template"]["spec"]["containers"]
     probe = container["readinessProbe"]
