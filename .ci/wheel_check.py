@@ -74,11 +74,14 @@ def main(wheel: str, checkout: str) -> int:
     schemas = len(SchemaSet.load().named)
     topics = len(Catalogue.load().topics)
     artifacts = len(list(ARTIFACTS_DIR.glob("*.json")))
-    import omc_gateway.apikeys
-    import omc_proj_mysql.migrations
+    from omc_cli.migrations import components
 
-    migrations = [m for d in (omc_gateway.apikeys.SQL_DIR, omc_proj_mysql.migrations.DIRECTORY)
-                  for m in discover("check", d)]
+    migrations = []
+    for component, directory in components():  # what `omc db migrate` (the image's job) applies
+        found = discover(component, directory)
+        migrations += found
+        if not found:
+            problems.append(f"the {component} migrations are not in the wheel ({directory})")
     prompts = [path.stem for path in
                (Path(importlib.import_module("omc_llm").__file__).parent / "prompts").glob("*.txt")]
     for name in prompts:
@@ -87,8 +90,6 @@ def main(wheel: str, checkout: str) -> int:
         problems.append("no prompt templates in the wheel")
     if not artifacts:
         problems.append(f"no contract artifacts in {ARTIFACTS_DIR}")
-    if len(migrations) < 2:
-        problems.append("the migrations are not in the wheel")
 
     for problem in problems:
         print(f"wheel-check: {problem}", file=sys.stderr)
