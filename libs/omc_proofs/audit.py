@@ -70,7 +70,7 @@ CODES = {
     "missing_event": "an inclusion proof names an event that is not there",
     "anchor_mismatch": "an anchor names a root no signed checkpoint has",
     "not_anchored": "the chain does not hold the anchored root",
-    "incomplete": "a task bundle does not end with the task's terminal event",
+    "incomplete": "a task bundle's last event (refusals aside) is not the task's terminal one",
 }
 TERMINAL = ("omc.task.TaskCompleted", "omc.task.TaskFailed", "omc.task.TaskCancelled")
 
@@ -276,7 +276,8 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     for m, record in _decode_all(evidence.events, decode, report, kind,
                                  (InferenceCompleted.SCHEMA,)):
         meta = record.meta  # type: ignore[attr-defined]
-        if meta.aggregate_type == "task" and meta.aggregate_id == evidence.task_id:
+        if (meta.aggregate_type == "task" and meta.aggregate_id == evidence.task_id
+                and record.SCHEMA != "omc.command.CommandRejected"):  # refusals may follow
             last_of_task = (m, record)
         if isinstance(record, InferenceCompleted):
             report.inferences += 1
