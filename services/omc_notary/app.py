@@ -34,10 +34,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec, CodecError
+from omc_events.record import Record
 from omc_kafka.producer import EventProducer, producer_config
 from omc_notary.notary import Anchoring, Notary, Output
 from omc_notary.settings import NotarySettings
 from omc_proofs.checkpoint import NotaryKey
+from omc_proofs.fastmeta import scan
 
 log = logging.getLogger(__name__)
 
@@ -146,15 +148,27 @@ class NotaryProcess:
                 continue
             topic, partition = message.topic(), message.partition()
             self.positions[(topic, partition)] = message.offset() + 1
-            try:
-                record = self.codec.decode(message.value())
-            except CodecError:
-                record = None
+            record, event_id = self._read(topic, message.value())
             outputs += self.notary.observe(topic, partition, message.offset(),
-                                           message.value(), record, self.clock())
+                                           message.value(), record, self.clock(),
+                                           event_id=event_id)
         outputs += self.notary.due(self.clock(), self.ready)
         self._send(outputs)
         return len(messages)
+
+    def _read(self, topic: str, value: bytes | None) -> tuple[Record | None, str | None]:
+        """The record on the tx topic (anchors' outcomes are there); elsewhere only the
+        event id, read from the envelope without decoding the record (a restart replays
+        the whole log: this is most of its cost)."""
+        if topic != self.settings.tx_topic:
+            try:
+                return None, scan((value or b"")[5:]).event_id
+            except ValueError:
+                pass
+        try:
+            return self.codec.decode(value), None
+        except CodecError:
+            return None, None
 
     def run(self, stop: Callable[[], bool]) -> None:
         self.start()

@@ -157,14 +157,16 @@ class Notary:
     # -- the log ---------------------------------------------------------------------------
 
     def observe(self, topic: str, partition: int, offset: int, value: bytes | None,
-                record: Record | None, now: datetime) -> list[Output]:
-        """Add one message of an event topic as the next leaf of its stream."""
+                record: Record | None, now: datetime, *,
+                event_id: str | None = None) -> list[Output]:
+        """Add one message of an event topic as the next leaf of its stream. `record` is
+        needed on the tx topic (anchors' outcomes); elsewhere its `event_id` is enough."""
         stream = self._stream(topic, partition)
         stream.tree.append(leaf_data(value))
         stream.offsets.append(offset)
         meta = getattr(record, "meta", None)
-        stream.last_event_id = (meta.event_id if meta is not None
-                                else derived_id(f"notary:{topic}/{partition}@{offset}", 0))
+        stream.last_event_id = (meta.event_id if meta is not None else event_id
+                                or derived_id(f"notary:{topic}/{partition}@{offset}", 0))
         size = stream.tree.size
         expected = stream.recorded.get(size)
         if expected is not None and hex32(stream.tree.root()) != expected:
