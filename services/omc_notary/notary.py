@@ -98,6 +98,7 @@ class OpenAnchor:
     stream: str
     tree_size: int
     root: str
+    chain_id: int
     request: TxRequested | None
 
 
@@ -148,7 +149,7 @@ class Notary:
             self.anchor_requests.add(record.request_id)
             if record.request_id not in self.settled:
                 self.open_anchors[record.request_id] = OpenAnchor(
-                    record.stream_id, record.tree_size, record.root,
+                    record.stream_id, record.tree_size, record.root, record.chain_id,
                     self._anchor_request(record) if self.anchoring else None)
         elif isinstance(record, AnchorConfirmed):
             self.settled.add(record.request_id)
@@ -196,13 +197,11 @@ class Notary:
                       anchor.tree_size, record.code, record.request_id)
             return []
         stream = self._stream_by_id(anchor.stream)
-        assert self.anchoring is not None or anchor.request is None
-        chain_id = self.anchoring.chain_id if self.anchoring else 0
         confirmed = AnchorConfirmed(
             meta=self._meta(AnchorConfirmed, record.meta.event_id, 0, stream,
                             record.meta.occurred_at, correlation=anchor.stream),
             stream_id=anchor.stream, tree_size=anchor.tree_size, root=anchor.root,
-            chain_id=chain_id, request_id=record.request_id, tx_hash=record.tx_hash,
+            chain_id=anchor.chain_id, request_id=record.request_id, tx_hash=record.tx_hash,
             block_number=record.block_number, block_hash=record.block_hash)
         return [self._append(stream, confirmed)]
 
@@ -266,7 +265,7 @@ class Notary:
         request = self._anchor_request(out.record)  # type: ignore[arg-type]
         self.anchor_requests.add(submitted.request_id)
         self.open_anchors[submitted.request_id] = OpenAnchor(
-            stream.id, checkpoint.tree_size, checkpoint.root, request)
+            stream.id, checkpoint.tree_size, checkpoint.root, anchoring.chain_id, request)
         return [out, Output(self.tx_topic, request.meta.aggregate_id, request)]
 
     def _anchor_request(self, submitted: AnchorSubmitted) -> TxRequested:
