@@ -1,4 +1,6 @@
-"""`python -m omc_notary`: run the notary until SIGTERM/SIGINT.
+"""`python -m omc_notary [--checkpoint-now]`: run the notary until SIGTERM/SIGINT; or, with
+--checkpoint-now, read the event topics to their end, checkpoint (and anchor) every stream
+with new events at once, and exit.
 
 Configured by environment only (see `omc_notary.settings`); a bad variable stops it at once
 with every problem named. Infrastructure errors (Kafka, registry) end it non-zero, for its
@@ -17,16 +19,26 @@ from omc_obs.logging import configure as configure_logging
 
 
 def main() -> int:
+    once = "--checkpoint-now" in sys.argv[1:]
     try:
         settings = NotarySettings.from_env()
     except ConfigError as error:
         print(f"omc-notary: {error}", file=sys.stderr)
         return 2
     configure_logging("notary")
-    stopping = []
+    process = build(settings)
+    if once:
+        process.start()
+        try:
+            written = process.checkpoint_now()
+        finally:
+            process.close()
+        print(f"omc-notary: {written} proof record(s) written")
+        return 0
+    stopping: list[bool] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
-    build(settings).run(lambda: bool(stopping))
+    process.run(lambda: bool(stopping))
     return 0
 
 

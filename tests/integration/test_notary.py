@@ -110,3 +110,16 @@ def test_roots_are_anchored_through_tx_requests_and_confirmed(settings, fresh_to
                         registry=registry)
     assert report.ok, [str(f) for f in report.findings]
     assert report.anchors_on_chain == 1
+
+
+def test_checkpoint_now_covers_every_event_once(settings, fresh_topic):
+    log = AuditLog(settings, fresh_topic)
+    log.tasks(4, random.Random(3))
+    notary = log.notary(every_events=1000)  # thresholds never reached
+    assert notary.checkpoint_now() == 2  # one checkpoint per task partition
+    assert notary.checkpoint_now() == 0  # nothing new
+    notary.close()
+    report = verify_log(settings, log.topics, trusted=(log.key.address,))
+    assert report.ok, [str(f) for f in report.findings]
+    assert not report.notes  # every event covered
+    assert report.checkpoints == 2
