@@ -123,3 +123,69 @@ def test_checkpoint_now_covers_every_event_once(settings, fresh_topic):
     assert report.ok, [str(f) for f in report.findings]
     assert not report.notes  # every event covered
     assert report.checkpoints == 2
+
+
+def test_the_real_tx_manager_sends_the_notarys_anchor_request(settings, fresh_topic, web3,
+                                                              funded_account):
+    """The anchor's TxRequested as the tx manager takes it: signed, broadcast, mined; the
+    root is then on chain (the watcher's TxConfirmed is written by the test)."""
+    import dataclasses
+    import time
+    import uuid
+
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    from omc_chain.signer import LocalKeySigner, Signers
+    from omc_events.catalogue import Catalogue
+    from omc_events.records import TxBroadcast, TxSigned
+    from omc_txmanager.app import build as build_manager
+    from omc_txmanager.settings import TxManagerSettings
+    from tests.support.auditlog import CATALOGUE, SCHEMAS
+
+    registry = deploy_contract(web3, funded_account, load_artifact("AnchorRegistry"))
+    log = AuditLog(settings, fresh_topic, task_partitions=1)
+    task_id, _ = log.task(events=5)
+    notary = log.notary(every_events=5, anchor_sender=funded_account.address,
+                        registry=registry)
+    log.settle(notary)
+    dead = fresh_topic()
+    catalogue = Catalogue({**log.catalogue.topics,
+                           dead: dataclasses.replace(CATALOGUE["omc.deadletter.v1"], name=dead)})
+    schemas = SchemaRegistryClient({"url": settings.schema_registry_url})
+    for name in catalogue[dead].records:
+        schemas.register_schema(catalogue[dead].subject(name),
+                                Schema(SCHEMAS.set.standalone_json(name), "AVRO"))
+    manager = build_manager(TxManagerSettings.from_env({
+        "OMC_TXMANAGER_TOPIC": log.tx_topic, "OMC_TXMANAGER_DEADLETTER_TOPIC": dead,
+        "OMC_TXMANAGER_GROUP": f"omc.test.txmanager.{uuid.uuid4().hex[:8]}",
+        "OMC_TXMANAGER_RPC_RETRIES": "1", "OMC_TXMANAGER_RPC_TIMEOUT": "5"}),
+        signers=Signers([LocalKeySigner(bytes(funded_account.key))]), catalogue=catalogue,
+        chain_id=31337)
+    manager.subscribe()
+    try:
+        deadline = time.monotonic() + 30
+        from omc_audit.source import read_partitions
+
+        while time.monotonic() < deadline:
+            manager.step()
+            records = [log.codec.decode(m.value) for m in
+                       read_partitions(settings.kafka_bootstrap, [(log.tx_topic, 0)])]
+            if any(isinstance(r, TxBroadcast) for r in records):
+                break
+        else:
+            raise AssertionError("the tx manager did not broadcast the anchor")
+    finally:
+        manager.close()
+    (request,) = log.tx_requests()
+    (signed,) = [r for r in records if isinstance(r, TxSigned)]
+    assert signed.request_id == request.request_id
+    receipt = web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)
+    assert receipt["status"] == 1
+    log.confirm(request, signed.tx_hash, receipt["blockNumber"],
+                "0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"))
+    log.settle(notary)
+    notary.close()
+    report = verify_log(settings, log.topics, task_id=task_id, trusted=(log.key.address,),
+                        registry=registry)
+    assert report.ok, [str(f) for f in report.findings]
+    assert report.anchors_on_chain == 1
