@@ -427,7 +427,8 @@ def _new_tx(meta: r.EventMeta, request_id: str, chain_id: int, sender: str, when
             "status": "requested", "block_number": None, "block_hash": None,
             "confirmations": None, "gas_used": None, "effective_gas_price_wei": None,
             "failure_code": None, "failure_detail": None, "requested_at": when,
-            "updated_at": when, "last_sequence": 0}
+            "updated_at": when, "last_sequence": 0, "account_sequence": 0,
+            "receipts_sequence": 0}
 
 
 def _account_of(meta: r.EventMeta) -> tuple[int, str]:
@@ -440,7 +441,9 @@ def _account_of(meta: r.EventMeta) -> tuple[int, str]:
 
 
 def _tx_event(view: View, e: Any) -> Row | None:
-    """The transaction row an account-chain event changes, or None (a duplicate)."""
+    """The transaction row an event of the tx manager's ("account") or the chain watcher's
+    ("receipts") chain changes, or None (a duplicate). Each chain is guarded by its own
+    position; last_sequence, the upsert guard, is their sum (see V002)."""
     meta = e.meta
     tx = view.get(TRANSACTIONS, (meta.tenant, e.request_id))
     if tx is None:  # its TxRequested is not in the log (retention) or came late
@@ -448,9 +451,12 @@ def _tx_event(view: View, e: Any) -> Row | None:
         if chain_id is None or sender is None:
             chain_id, sender = _account_of(meta)
         tx = _new_tx(meta, e.request_id, chain_id, sender, utc(meta.occurred_at))
-    elif not _fresh(tx, meta.sequence):
+    position = "receipts_sequence" if meta.aggregate_type == "receipts" else "account_sequence"
+    if meta.sequence <= tx[position]:
         return None
-    tx.update(updated_at=utc(meta.occurred_at), last_sequence=meta.sequence)
+    tx[position] = meta.sequence
+    tx.update(updated_at=utc(meta.occurred_at),
+              last_sequence=tx["account_sequence"] + tx["receipts_sequence"])
     return tx
 
 

@@ -86,7 +86,8 @@ BUDGETS = _t("budgets", """tenant action_id agent_id task_id status amount_wei w
 TRANSACTIONS = _t("transactions", """tenant request_id task_id action_id purpose chain_id sender
                   to value_wei nonce tx_hash status block_number block_hash confirmations
                   gas_used effective_gas_price_wei failure_code failure_detail requested_at
-                  updated_at last_sequence""", "tenant request_id", Mode.FOLD, "last_sequence")
+                  updated_at last_sequence account_sequence receipts_sequence""",
+                  "tenant request_id", Mode.FOLD, "last_sequence")
 TX_HASHES = _t("tx_hashes", "tenant tx_hash request_id nonce signed_sequence replaced_by",
                "tenant tx_hash", Mode.MERGE)
 RECEIPTS = _t("receipts", """tenant tx_hash request_id block_number block_hash transaction_index

@@ -179,6 +179,11 @@ class History:
             return self.make(kind, "account", account, tenant, actor="svc:tx-manager",
                              request_id=request_id, **fields)
 
+        def receipt_event(kind: type[Record], **fields: object) -> Record:
+            """The chain watcher's chain of the same key (see docs/chain-watcher.md)."""
+            return self.make(kind, "receipts", account, tenant, actor="svc:chain-watcher",
+                             request_id=request_id, **fields)
+
         nonce = n
         first = tx_hash(request_id, 1)
         tx_event(r.TxSigned, chain_id=CHAIN_ID, sender=signer, nonce=nonce, tx_hash=first,
@@ -203,18 +208,18 @@ class History:
             task_event(r.TaskFailed, code=r.TaskFailureCode.TX_FAILED, reason="tx failed")
             return task_id
         block = 1000 + n
-        tx_event(r.TxIncluded, tx_hash=final, block_number=block,
+        receipt_event(r.TxIncluded, tx_hash=final, block_number=block,
                  block_hash=tx_hash("block", block), transaction_index=0, gas_used=21000,
                  effective_gas_price_wei="1000000000", status_ok=True, contract_address=None)
         if outcome == "reorged":
-            tx_event(r.TxReorged, tx_hash=final, old_block_number=block,
+            receipt_event(r.TxReorged, tx_hash=final, old_block_number=block,
                      old_block_hash=tx_hash("block", block))
             block += 1
-            tx_event(r.TxIncluded, tx_hash=final, block_number=block,
+            receipt_event(r.TxIncluded, tx_hash=final, block_number=block,
                      block_hash=tx_hash("block", block, "b"), transaction_index=1,
                      gas_used=21000, effective_gas_price_wei="1100000000", status_ok=True,
                      contract_address=None)
-        tx_event(r.TxConfirmed, tx_hash=final, block_number=block,
+        receipt_event(r.TxConfirmed, tx_hash=final, block_number=block,
                  block_hash=tx_hash("block", block, "b") if outcome == "reorged"
                  else tx_hash("block", block), confirmations=3)
         task_event(r.ToolResultRecorded, action_id=action_id, ok=True, result_json="{}",
