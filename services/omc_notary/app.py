@@ -15,6 +15,7 @@ the proof topic (with what was written) before writing anything.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import uuid
@@ -215,11 +216,23 @@ class NotaryProcess:
         self.producer.flush()
 
 
+def catalogue_for(settings: NotarySettings) -> Catalogue:
+    """The catalogue, with the configured proof and tx topics declared like the real ones
+    when they are topics of their own (a test's, a staging copy)."""
+    catalogue = Catalogue.load()
+    topics = dict(catalogue.topics)
+    for name, like in ((settings.proof_topic, "omc.proof.events.v1"),
+                       (settings.tx_topic, "omc.tx.events.v1")):
+        if name not in topics:
+            topics[name] = dataclasses.replace(catalogue[like], name=name)
+    return Catalogue(topics)
+
+
 def build(settings: NotarySettings, *, key: NotaryKey | None = None,
           catalogue: Catalogue | None = None,
           clock: Callable[[], datetime] = _now) -> NotaryProcess:
     codec = Codec(SchemaRegistryClient({"url": settings.base.schema_registry_url}),
-                  catalogue=catalogue)
+                  catalogue=catalogue or catalogue_for(settings))
     anchoring = None
     if settings.anchor_sender is not None:
         assert settings.anchor_registry is not None
