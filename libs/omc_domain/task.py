@@ -126,6 +126,9 @@ class TaskState:
     answered: frozenset[str] = field(default_factory=frozenset)
     total_cost: Decimal = Decimal(0)
     tx_hashes: tuple[str, ...] = ()
+    traceparent: str | None = None
+    """The W3C trace context of the command that started the task: what the runtime does
+    on its own for the task continues that trace."""
 
     @property
     def terminal(self) -> bool:
@@ -148,7 +151,8 @@ def evolve(state: TaskState | None, event: Record) -> TaskState | None:
         if isinstance(event, TaskSubmitted):
             state = TaskState(task_id=event.task_id, tenant=meta.tenant, status=Status.SUBMITTED,
                               sequence=0, hash="", last_event_id="",
-                              correlation_id=meta.correlation_id, submitted=event)
+                              correlation_id=meta.correlation_id, submitted=event,
+                              traceparent=meta.traceparent)
         elif isinstance(event, CommandRejected):
             state = TaskState(task_id=meta.aggregate_id, tenant=meta.tenant,
                               status=Status.REJECTED, sequence=0, hash="", last_event_id="",

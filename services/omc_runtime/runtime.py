@@ -413,7 +413,7 @@ def _cause(command: Any) -> Cause:
 def _after(state: tasks.TaskState) -> Cause:
     """The cause of what the runtime does next on its own: the task's last event."""
     return Cause(event_id=state.last_event_id, tenant=state.tenant,
-                 correlation_id=state.correlation_id)
+                 correlation_id=state.correlation_id, traceparent=state.traceparent)
 
 
 def _history(state: tasks.TaskState) -> list[dict[str, Any]]:

@@ -115,8 +115,6 @@ def test_a_commands_trace_runs_from_the_gateway_through_the_runtime_to_the_proje
         assert by_event[record.meta.event_id].parent is None
 
 
-@pytest.mark.xfail(strict=True, reason="omc_runtime: events of steps the runtime takes on a "
-                   "wake (InferenceRequested, ...) are written without the task's traceparent")
 def test_every_event_a_command_causes_carries_its_trace_context(
         spans, stack, settings, fresh_topic) -> None:
     caused, _, submit = run_one_task(settings, fresh_topic)
