@@ -89,7 +89,9 @@ def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | 
         partition, events = _task_stream(settings, topics, task_id)
         stream = stream_id(topics.task, partition)
         evidence = Evidence(events=events, complete={stream},
-                            proof_events=[m for m in proof if m.key == stream.encode()])
+                            proof_events=[m for m in proof if m.key == stream.encode()],
+                            focus={(m.topic, m.partition, m.offset) for m in events
+                                   if m.key == task_id.encode()})
     else:
         wanted = [(t, p) for t in (*topics.events, *topics.commands)
                   for p in partitions(bootstrap, t)]

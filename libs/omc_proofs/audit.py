@@ -133,6 +133,9 @@ class Evidence:
     proofs: list[InclusionProof] = field(default_factory=list)
     receipts: list[AnchorReceipt] = field(default_factory=list)
     task_id: str | None = None  # a task's bundle: its events must end with a terminal one
+    focus: set[tuple[str, int, int]] | None = None  # (topic, partition, offset) whose
+    #                                  records are checked beyond their envelope
+    #                                  (inferences); None: every message
     chained: set[str] | None = None  # aggregates held whole ("<type>/<id>"): sequences and
     #                                  prev_hash checked; None: every aggregate. Others (a
     #                                  task's transactions in a bundle) are a subset of
@@ -273,7 +276,9 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     last_of_task: tuple[Stored, Record] | None = None
     if evidence.task_id is not None:
         kind = None  # a task's bundle: every event is read, for the terminal check
-    for m, record in _decode_all(evidence.events, decode, report, kind,
+    focused = evidence.events if evidence.focus is None else [
+        m for m in evidence.events if _key(m) in evidence.focus]
+    for m, record in _decode_all(focused, decode, report, kind,
                                  (InferenceCompleted.SCHEMA,)):
         meta = record.meta  # type: ignore[attr-defined]
         if (meta.aggregate_type == "task" and meta.aggregate_id == evidence.task_id

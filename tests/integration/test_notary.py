@@ -110,6 +110,7 @@ def test_roots_are_anchored_through_tx_requests_and_confirmed(settings, fresh_to
                         registry=registry)
     assert report.ok, [str(f) for f in report.findings]
     assert report.anchors_on_chain == 1
+    assert report.inferences == 1  # the task's own, checked
 
 
 def test_checkpoint_now_covers_every_event_once(settings, fresh_topic):
