@@ -33,12 +33,12 @@ from omc_domain.task import Limits
 from omc_events.codec import Codec, CodecError, RegistryUnavailable
 from omc_kafka.acked import AsyncProducer
 from omc_kafka.deadletter import DeadLetters
+from omc_kafka.follow import TopicReader
 from omc_kafka.producer import DeliveryFailed, EventProducer, producer_config
 from omc_llm.attest import Attestor
 from omc_llm.model import LanguageModel
 from omc_llm.planner import LocalPlanner
 from omc_runtime import metrics
-from omc_runtime.follower import Follower
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS, Runtime
 from omc_runtime.settings import RuntimeSettings
 from omc_runtime.writer import Writer
@@ -183,10 +183,13 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
     def waking(apply: Callable) -> Callable:
         return lambda record, partition: runtime.wake(apply(record, partition))
 
-    wrote = runtime.writer.wrote
-    followers = [Follower(base, codec, AGENT_EVENTS, waking(runtime.agents.apply), known=wrote),
-                 Follower(base, codec, TX_EVENTS, waking(runtime.requests.apply), known=wrote),
-                 Follower(base, codec, TASK_EVENTS, waking(runtime.tasks.apply), known=wrote)]
+    def follower(topic: str, apply: Callable) -> TopicReader:
+        return TopicReader(base.kafka_bootstrap, codec, topic, waking(apply), batch=500,
+                           name="omc.runtime.follow", known=runtime.writer.wrote)
+
+    followers = [follower(AGENT_EVENTS, runtime.agents.apply),
+                 follower(TX_EVENTS, runtime.requests.apply),
+                 follower(TASK_EVENTS, runtime.tasks.apply)]
     runtime.agent_follower = followers[0]
     ready = asyncio.Event()
     if on_runtime is not None:

@@ -60,13 +60,13 @@ from omc_events.records import (
     ToolResultRecorded,
     TxRequested,
 )
+from omc_kafka.follow import TopicReader
 from omc_llm import prompt as prompts
 from omc_llm.attest import Attestor, inference_digest
 from omc_llm.canonical import canonical_json, decimal_text
 from omc_llm.model import InferenceError, InferenceInput, LanguageModel, ToolCallOut
 from omc_llm.tools import TOOL_NAMES, InvalidToolCall, tool_schemas, validate_call
 from omc_runtime import metrics
-from omc_runtime.follower import Follower
 from omc_runtime.views import Agents, Requests, Tasks
 from omc_runtime.writer import ACTOR, Cause, Writer
 
@@ -112,7 +112,7 @@ class Runtime:
         self.tasks = tasks_view or Tasks()
         self.owns = owns
         self.clock = clock
-        self.agent_follower: Follower | None = None
+        self.agent_follower: TopicReader | None = None
         self.active = False
         """Set once the views are current: until then nothing is driven."""
         self._locks: dict[str, asyncio.Lock] = {}

@@ -52,12 +52,12 @@ from omc_domain.chainview import (
 from omc_errors import OmcError
 from omc_events.envelope import ChainHead
 from omc_events.record import Record
+from omc_kafka.follow import TopicReader
 from omc_kafka.producer import EventProducer
 from omc_watcher.heads import follow_heads
 from omc_watcher.output import Output
 from omc_watcher.rpc import Node
 from omc_watcher.settings import WatcherSettings
-from omc_watcher.topics import TopicReader
 
 log = logging.getLogger("omc.watcher")
 
@@ -109,9 +109,12 @@ class Watcher:
         self.wake = asyncio.Event()
         codec = producer.codec
         bootstrap = settings.base.kafka_bootstrap
-        self.tx_reader = TopicReader(bootstrap, codec, settings.tx_topic, self.tracker.evolve)
+        self.tx_reader = TopicReader(bootstrap, codec, settings.tx_topic,
+                                     lambda record, _: self.tracker.evolve(record),
+                                     name="omc.watcher.read")
         self.chain_reader = TopicReader(bootstrap, codec, settings.chain_topic,
-                                        self.view.evolve)
+                                        lambda record, _: self.view.evolve(record),
+                                        name="omc.watcher.read")
         self._tx_task: asyncio.Task | None = None
 
     # -- life ------------------------------------------------------------------------------

@@ -40,11 +40,11 @@ from omc_events.chain import seal, verify
 from omc_events.codec import Codec, split
 from omc_events.envelope import ChainHead, derived_id
 from omc_events.record import Record
+from omc_kafka.follow import TopicReader
 from omc_kafka.producer import EventProducer, producer_config
 from omc_watcher.__main__ import catalogue_for
 from omc_watcher.rpc import Node
 from omc_watcher.settings import WatcherSettings
-from omc_watcher.topics import TopicReader
 from omc_watcher.watcher import Watcher
 
 pytestmark = pytest.mark.integration
@@ -174,7 +174,7 @@ class Topics:
 
         async def go() -> None:
             await TopicReader(self.settings.kafka_bootstrap, self.codec, topic,
-                              found.append).read_to_end(30)
+                              lambda record, _: found.append(record)).read_to_end(30)
 
         asyncio.run(go())
         return found

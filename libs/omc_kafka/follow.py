@@ -1,10 +1,13 @@
-"""Reading a whole topic into the watcher: every partition from offset 0, no consumer group.
+"""Reading a whole topic into a process: every partition from offset 0, no consumer group.
 
-The watcher rebuilds its state this way on start (its own chain aggregate from the chain
-topic, the transactions to follow and its receipts aggregates from the tx topic) and keeps
-following the tx topic while it runs. A record that does not decode is logged and skipped:
-dead-lettering belongs to the topic's group consumers, and one bad message must not stop
-the watcher.
+Services rebuild their state this way on start (the agent runtime its task, agent and
+transaction views; the chain watcher its chain and receipts aggregates) and keep following
+while they run. A record that does not decode is logged and skipped: dead-lettering belongs
+to the topic's group consumers, and one bad message must not stop a view.
+
+`wait_current()` is the read-your-writes barrier: it returns once everything the topic held
+when it was called has been read. Offsets are asked of a second, unassigned consumer, which
+answers at once (an assigned one answers offset queries slowly).
 """
 
 from __future__ import annotations
@@ -21,18 +24,24 @@ from omc_events.record import Record
 
 log = logging.getLogger(__name__)
 
+OnRecord = Callable[[Record, int], None]
+
 
 class TopicReader:
-    """Folds one topic through `on_record(record)`, on the event loop, in offset order per
-    partition."""
+    """Folds one topic through `on_record(record, partition)`, on the event loop, in offset
+    order per partition. `known(event_id)` names events the caller wrote and folded already:
+    they are not decoded again (their `ce_id` header says who they are)."""
 
-    def __init__(self, bootstrap: str, codec: Codec, topic: str,
-                 on_record: Callable[[Record], None], *, batch: int = 1000) -> None:
+    def __init__(self, bootstrap: str, codec: Codec, topic: str, on_record: OnRecord, *,
+                 batch: int = 1000, name: str = "omc.read",
+                 known: Callable[[str], bool] = lambda event_id: False) -> None:
         self.bootstrap = bootstrap
         self.codec = codec
         self.topic = topic
         self.on_record = on_record
         self.batch = batch
+        self.name = name
+        self.known = known
         self.positions: dict[int, int] = {}
         self.skipped = 0
         self._consumer: Consumer | None = None
@@ -44,7 +53,7 @@ class TopicReader:
 
     def _config(self) -> dict:
         return {"bootstrap.servers": self.bootstrap,
-                "group.id": f"omc.watcher.read.{uuid.uuid4().hex}",  # never joined or committed
+                "group.id": f"{self.name}.{uuid.uuid4().hex}",  # never joined or committed
                 "enable.auto.commit": False, "enable.partition.eof": False,
                 "isolation.level": "read_committed"}
 
@@ -108,6 +117,11 @@ class TopicReader:
                 return
             raise RuntimeError(f"{self.topic}: {error}")
         self.positions[message.partition()] = message.offset() + 1
+        for name, value in message.headers() or ():
+            if name == "ce_id":
+                if value is not None and self.known(value.decode()):
+                    return
+                break
         try:
             record = self.codec.decode(message.value())
         except CodecError as poison:
@@ -115,7 +129,7 @@ class TopicReader:
             log.warning("skipping undecodable message %s/%s@%s: %s", self.topic,
                         message.partition(), message.offset(), poison)
             return
-        self.on_record(record)
+        self.on_record(record, message.partition())
 
     async def wait_current(self, timeout: float = 60.0) -> None:
         """Return once everything the topic holds now has been read (TimeoutError if not)."""
