@@ -1,15 +1,17 @@
 """The agent runtime's composition root: a faust-streaming app around `Runtime`.
 
     faust app   id (= consumer group) omc.runtime, at-least-once (faust's default, not
-                exactly_once); one agent on omc.commands.v1; a 1 s timer for deadlines,
-                approval expiry and anything left to resume
+                exactly_once); one agent on omc.commands.v1, taken in batches (one key in
+                order, keys at once); a 1 s timer for deadlines, approval expiry and
+                anything left to resume
     views       followers of omc.agent.events.v1, omc.tx.events.v1, omc.task.events.v1,
                 read to their end before the first command is handled
     outputs     produced through confluent-kafka (acks=all, idempotence), awaited before
                 the handler returns, so faust commits an input offset only after its output
 
 The faust agent is a few lines: decode, hand to `Runtime.on_command`, done. A message that
-does not decode goes to omc.deadletter.v1 with its origin; the stream goes on.
+does not decode goes to omc.deadletter.v1 with its origin; the stream goes on. The
+attestation key's address is logged at start: it is what anyone checks inferences against.
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ INFRASTRUCTURE = (DeliveryFailed, RegistryUnavailable, KafkaException, ChainUnav
 SOURCE = "omc/agent-runtime"
 
 
-def attestor_from(path: Path) -> Attestor:
-    """The inference-signing key from its secret file, made (mode 0600) if it is missing."""
-    if not path.exists():
+def attestor_from(path: Path, *, make: bool) -> Attestor:
+    """The inference-signing key from its secret file; made (mode 0600) when it is missing
+    and `make` (the local stack's default path only: a configured path must exist)."""
+    if make and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
@@ -174,7 +177,8 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
 
     runtime = Runtime(
         writer=Writer(producer), model=model or model_from(settings),
-        attestor=attestor or attestor_from(settings.attestor_key_file),
+        attestor=attestor or attestor_from(settings.attestor_key_file,
+                                           make=settings.attestor_key_is_local),
         reader=ChainReader.from_url(base.chain_rpc_url),
         limits=Limits(wall_seconds=settings.wall_seconds,
                       approval_seconds=settings.approval_seconds),

@@ -41,6 +41,7 @@ class RuntimeSettings:
     llm_timeout: int
     llm_cache_ttl: int
     attestor_key_file: Path
+    attestor_key_is_local: bool
     wall_seconds: int
     approval_seconds: int
     metrics_port: int
@@ -53,6 +54,7 @@ class RuntimeSettings:
         if llm not in ("local", "openai"):
             options.problem(f"OMC_RUNTIME_LLM={llm!r} is not local or openai")
         key_file = options.text("OMC_RUNTIME_LLM_API_KEY_FILE", "")
+        local_key = options.base.stack.dir / "runtime" / "attestor.key"
         settings = cls(
             base=options.base, llm=llm,
             llm_base_url=options.text("OMC_RUNTIME_LLM_BASE_URL", "") or None,
@@ -61,9 +63,8 @@ class RuntimeSettings:
             llm_prices=_prices(options),
             llm_timeout=options.number("OMC_RUNTIME_LLM_TIMEOUT", 60, 1, 3600),
             llm_cache_ttl=options.number("OMC_RUNTIME_LLM_CACHE_TTL", 0, 0, 10**8),
-            attestor_key_file=Path(options.text(
-                "OMC_RUNTIME_ATTESTOR_KEY_FILE",
-                str(options.base.stack.dir / "runtime" / "attestor.key"))),
+            attestor_key_file=Path(options.text("OMC_RUNTIME_ATTESTOR_KEY_FILE", str(local_key))),
+            attestor_key_is_local=not options.text("OMC_RUNTIME_ATTESTOR_KEY_FILE", ""),
             wall_seconds=options.number("OMC_RUNTIME_WALL_SECONDS", 600, 1, 10**7),
             approval_seconds=options.number("OMC_RUNTIME_APPROVAL_SECONDS", 3600, 1, 10**7),
             metrics_port=options.base.stack.runtime_metrics_port,
