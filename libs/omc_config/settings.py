@@ -42,6 +42,8 @@ class StackSettings:
     runtime_metrics_port: int
     txmanager_metrics_port: int
     watcher_metrics_port: int
+    notary_metrics_port: int
+    proj_proofs_metrics_port: int
     chain_id: int
     block_time: float
     kafka_heap: str
@@ -106,6 +108,8 @@ class _Reader:
             runtime_metrics_port=self.port("OMC_RUNTIME_METRICS_PORT", 18093),
             txmanager_metrics_port=self.port("OMC_TXMANAGER_METRICS_PORT", 18094),
             watcher_metrics_port=self.port("OMC_WATCHER_METRICS_PORT", 18095),
+            notary_metrics_port=self.port("OMC_NOTARY_METRICS_PORT", 18096),
+            proj_proofs_metrics_port=self.port("OMC_PROJ_PROOFS_METRICS_PORT", 18097),
             chain_id=self.number("OMC_CHAIN_ID", 31337, int, minimum=1),
             block_time=self.number("OMC_BLOCK_TIME", 0.0, float, minimum=0),
             kafka_heap=self.heap("OMC_KAFKA_HEAP", "768m"),
@@ -215,6 +219,8 @@ class _Reader:
             "OMC_RUNTIME_METRICS_PORT": stack.runtime_metrics_port,
             "OMC_TXMANAGER_METRICS_PORT": stack.txmanager_metrics_port,
             "OMC_WATCHER_METRICS_PORT": stack.watcher_metrics_port,
+            "OMC_NOTARY_METRICS_PORT": stack.notary_metrics_port,
+            "OMC_PROJ_PROOFS_METRICS_PORT": stack.proj_proofs_metrics_port,
         }
         seen: dict[int, str] = {}
         for name, port in names.items():

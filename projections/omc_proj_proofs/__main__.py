@@ -17,6 +17,7 @@ from omc_errors import ConfigError
 from omc_events.codec import Codec
 from omc_notary.settings import NotarySettings
 from omc_obs.logging import configure as configure_logging
+from omc_obs.metrics import serve_metrics
 from omc_proj_proofs import migrations
 from omc_proj_proofs.projector import ProofProjector
 from omc_store.mysql import connect
@@ -47,6 +48,8 @@ def main() -> int:
         projector.run_until_caught_up()
         projector.close()
         return 0
+    serve_metrics("omc_proj_proofs_started", "1 once the proof index runs", lambda: 1,
+                  settings.proofs_metrics_port, settings.metrics_host)
     stopping: list[bool] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))

@@ -31,7 +31,7 @@ from omc_config import Settings
 from omc_proofs.audit import Report
 
 
-def _trusted(settings: Settings, given: tuple[str, ...]) -> tuple[str, ...]:
+def trusted_notaries(settings: Settings, given: tuple[str, ...]) -> tuple[str, ...]:
     if given:
         return given
     try:
@@ -40,7 +40,7 @@ def _trusted(settings: Settings, given: tuple[str, ...]) -> tuple[str, ...]:
         return ()
 
 
-def _registry(settings: Settings, given: str | None) -> str | None:
+def anchor_registry(settings: Settings, given: str | None) -> str | None:
     if given:
         return given
     try:
@@ -100,8 +100,8 @@ def verify(everything: bool, task_id: str | None, bundle: Path | None,
     if sum((everything, task_id is not None, bundle is not None)) != 1:
         raise click.UsageError("give exactly one of --all, --task ID, --bundle FILE")
     settings = Settings.from_env()
-    trusted = _trusted(settings, notary)
-    pinned = _registry(settings, registry)
+    trusted = trusted_notaries(settings, notary)
+    pinned = anchor_registry(settings, registry)
     if bundle is not None:
         loaded = Bundle.load(bundle)
         chain = None if offline else ChainRoots(settings.chain_rpc_url)
@@ -121,7 +121,7 @@ def verify(everything: bool, task_id: str | None, bundle: Path | None,
 def export(task_id: str, output: Path | None, registry: str | None) -> None:
     """Write TASK's portable audit bundle (events as stored, schemas, proofs, anchors)."""
     settings = Settings.from_env()
-    bundle = export_task(settings, task_id, registry=_registry(settings, registry))
+    bundle = export_task(settings, task_id, registry=anchor_registry(settings, registry))
     path = output or Path(f"audit-{task_id}.json")
     bundle.save(path)
     e = bundle.evidence
@@ -144,10 +144,10 @@ def report(task_id: str, fmt: str, output: Path | None, notary: tuple[str, ...],
            registry: str | None) -> None:
     """TASK's causal chain, each event with its proof status (JSON, or one HTML page)."""
     settings = Settings.from_env()
-    pinned = _registry(settings, registry)
+    pinned = anchor_registry(settings, registry)
     bundle = export_task(settings, task_id, registry=pinned)
     checked = verify_bundle(bundle, chain=ChainRoots(settings.chain_rpc_url),
-                            trusted=_trusted(settings, notary), registry=pinned)
+                            trusted=trusted_notaries(settings, notary), registry=pinned)
     built = task_report(bundle, checked)
     text = render_html(built) if fmt == "html" else json.dumps(built, indent=2)
     if output is None:

@@ -14,6 +14,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from omc_audit.onchain import ChainRoots
+from omc_audit.report import render_html, task_report
+from omc_audit.verify import export_task, verify_bundle, verify_log
+from omc_cli import audit
 from omc_config import Settings
 from omc_gateway import apikeys
 from omc_sdk import Client
@@ -71,16 +75,17 @@ def run(settings: Settings, echo: Callable[[str], None], timeout: float = 60.0) 
         )
         for instruction in (f"what is the balance of {RECIPIENT}",
                             f"send 0.01 ETH to {RECIPIENT}"):
-            _round_trip(client, settings, instruction, echo, timeout)
-        echo(f"Your key for tenant {TENANT!r} is in {key_file(settings)}: "
-             f"OMC_API_KEY=$(cat {key_file(settings)}) .venv/bin/omc tasks list")
+            task_id = _round_trip(client, settings, instruction, echo, timeout)
+    _audit(settings, task_id, echo, timeout)
+    echo(f"Your key for tenant {TENANT!r} is in {key_file(settings)}: "
+         f"OMC_API_KEY=$(cat {key_file(settings)}) .venv/bin/omc tasks list")
 
 
 ENDED = frozenset({"completed", "failed", "cancelled", "rejected"})
 
 
 def _round_trip(client: Client, settings: Settings, instruction: str,
-                echo: Callable[[str], None], timeout: float) -> None:
+                echo: Callable[[str], None], timeout: float) -> str:
     """Submit `instruction`, wait for its outcome, show it with its hash-chained trail and,
     for a transfer, the transaction as the chain watcher confirmed it."""
     accepted = client.submit_task(AGENT_ID, instruction, chain_id=settings.chain_id)
@@ -93,6 +98,38 @@ def _round_trip(client: Client, settings: Settings, instruction: str,
     for tx in client.list_transactions(task_id=task.task_id).items:
         echo(f"  transaction {tx.tx_hash}: {tx.status}, nonce {tx.nonce}, block "
              f"{tx.block_number}, {tx.value_wei} wei from {tx.sender} to {tx.to}")
+    return task.task_id
+
+
+def _audit(settings: Settings, task_id: str, echo: Callable[[str], None],
+           timeout: float) -> None:
+    """`omc audit verify --task` and `omc audit report --format html` on the task, once the
+    notary has checkpointed its events and the anchor of that checkpoint is confirmed."""
+    trusted = audit.trusted_notaries(settings, ())
+    registry = audit.anchor_registry(settings, None)
+    deadline = time.monotonic() + timeout
+    while True:
+        bundle = export_task(settings, task_id, registry=registry)
+        evidence = bundle.evidence
+        if (len(evidence.proofs) >= len(evidence.events) and evidence.receipts) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    report = verify_log(settings, task_id=task_id, trusted=trusted, registry=registry)
+    echo(f"$ omc audit verify --task {task_id}")
+    echo(f"  {'verified' if report.ok else 'VERIFICATION FAILED'}: {report.events} events "
+         f"(hashes, chains, sequences), {report.inferences} inference signatures, "
+         f"{report.checkpoints} signed checkpoints, {report.anchors_on_chain} anchored "
+         f"root(s) matched on chain")
+    for finding in report.findings:
+        echo(f"  {finding.code} at {finding.where}: {finding.detail}")
+    checked = verify_bundle(bundle, chain=ChainRoots(settings.chain_rpc_url), trusted=trusted,
+                            registry=registry)
+    page = key_file(settings).parent / f"audit-{task_id}.html"
+    page.write_text(render_html(task_report(bundle, checked)), encoding="utf-8")
+    echo(f"$ omc audit report {task_id} --format html -o {page}")
+    echo(f"  {page}: one self-contained page, "
+         f"{'verified' if checked.ok else 'VERIFICATION FAILED'}")
 
 
 def _outcome(client: Client, task_id: str, timeout: float) -> Task:

@@ -16,6 +16,7 @@ from omc_errors import ConfigError
 from omc_notary.app import build
 from omc_notary.settings import NotarySettings
 from omc_obs.logging import configure as configure_logging
+from omc_obs.metrics import serve_metrics
 
 
 def main() -> int:
@@ -38,7 +39,9 @@ def main() -> int:
     stopping: list[bool] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
-    process.run(lambda: bool(stopping))
+    process.run(lambda: bool(stopping), started=lambda: serve_metrics(
+        "omc_notary_records_written", "Checkpoints, anchor requests and anchors written",
+        lambda: process.written, settings.metrics_port, settings.metrics_host))
     return 0
 
 

@@ -185,8 +185,10 @@ class NotaryProcess:
         self._send(outputs)
         return self.written - before
 
-    def run(self, stop: Callable[[], bool]) -> None:
+    def run(self, stop: Callable[[], bool], started: Callable[[], None] = lambda: None) -> None:
+        """Start (rebuild from the log, then call `started`), then step until `stop()`."""
         self.start()
+        started()
         try:
             while not stop():
                 self.step()

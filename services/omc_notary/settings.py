@@ -14,6 +14,8 @@
                                    (<stack dir>/chain/demo.json)
     OMC_NOTARY_ANCHOR_MAX_FEE_WEI  max fee per gas an anchor may pay (200 gwei)
     OMC_NOTARY_BATCH               most messages per consumed batch (500)
+    OMC_NOTARY_METRICS_PORT        Prometheus /metrics once the log is read (0: off; `omc up`
+                                   sets the stack's 18096); OMC_NOTARY_METRICS_HOST (127.0.0.1)
 
 Every invalid value is reported at once, with the project's, as a `ConfigError`.
 """
@@ -47,6 +49,9 @@ class NotarySettings:
     anchor_registry: str | None
     anchor_max_fee_wei: int
     batch: int
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    proofs_metrics_port: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotarySettings:
@@ -82,6 +87,9 @@ class NotarySettings:
             anchor_max_fee_wei=options.number("OMC_NOTARY_ANCHOR_MAX_FEE_WEI", 200 * 10**9,
                                               1, 10**30),
             batch=options.number("OMC_NOTARY_BATCH", 500, 1, 100_000),
+            metrics_port=options.number("OMC_NOTARY_METRICS_PORT", 0, 0, 65535),
+            metrics_host=options.text("OMC_NOTARY_METRICS_HOST", "127.0.0.1"),
+            proofs_metrics_port=options.number("OMC_PROJ_PROOFS_METRICS_PORT", 0, 0, 65535),
         )
         options.check()
         return settings

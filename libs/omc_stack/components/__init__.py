@@ -12,15 +12,17 @@ from omc_stack.components.service import (
     ChainWatcher,
     Gateway,
     MySQLProjector,
+    Notary,
+    ProofIndex,
     RedisProjector,
     Service,
     TxManager,
 )
 
 COMPONENTS: tuple[type[Component], ...] = (Kafka, Registry, MariaDB, Redis, Anvil)
-SERVICES: tuple[type[Service], ...] = (MySQLProjector, RedisProjector, AgentRuntime, TxManager,
-                                       ChainWatcher, Gateway)
+SERVICES: tuple[type[Service], ...] = (MySQLProjector, RedisProjector, ProofIndex, AgentRuntime,
+                                       TxManager, ChainWatcher, Notary, Gateway)
 
 __all__ = ["COMPONENTS", "SERVICES", "AgentRuntime", "Anvil", "ChainWatcher", "Component",
-           "Gateway", "Kafka", "MariaDB", "MySQLProjector", "NotReady", "Redis",
-           "RedisProjector", "Registry", "Service", "TxManager"]
+           "Gateway", "Kafka", "MariaDB", "MySQLProjector", "NotReady", "Notary", "ProofIndex",
+           "Redis", "RedisProjector", "Registry", "Service", "TxManager"]

@@ -108,6 +108,46 @@ class ChainWatcher(Service):
         return {**local, **super().env()}
 
 
+class ProofIndex(Service):
+    """The proof index (`omc_proj_proofs`): Merkle leaves, subtrees, checkpoints and anchors
+    in MySQL, for the gateway's proof routes."""
+
+    name = "proj-proofs"
+    module = "omc_proj_proofs"
+    port_setting, port_field = "OMC_PROJ_PROOFS_METRICS_PORT", "proj_proofs_metrics_port"
+    probe_path = "/metrics"
+
+
+class Notary(Service):
+    """The notary (`omc_notary`): signed Merkle checkpoints of every event stream, anchored
+    on chain through the tx manager. On the local chain it anchors from anvil's first
+    development account into the demo AnchorRegistry (deployed here when missing), and
+    checkpoints every 2 seconds so a demo task is anchored while you watch."""
+
+    name = "notary"
+    module = "omc_notary"
+    port_setting, port_field = "OMC_NOTARY_METRICS_PORT", "notary_metrics_port"
+    probe_path = "/metrics"
+
+    def prepare(self) -> None:
+        if self.settings.chain_id == LOCAL_CHAIN_ID:
+            from web3 import Web3
+
+            from omc_chain.deploy import deploy_demo
+
+            web3 = Web3(Web3.HTTPProvider(self.settings.chain_rpc_url,
+                                          request_kwargs={"timeout": 30}))
+            deploy_demo(web3, self.settings.stack.dir / "chain" / "demo.json")
+
+    def env(self) -> dict[str, str]:
+        from omc_chain.deploy import local_deployer
+
+        local = {"OMC_NOTARY_ANCHOR_SENDER": local_deployer(LOCAL_CHAIN_ID).address,
+                 "OMC_NOTARY_EVERY_SECONDS": "2"} \
+            if self.settings.chain_id == LOCAL_CHAIN_ID else {}
+        return {**local, **super().env()}
+
+
 class Gateway(Service):
     """The HTTP API (`omc_gateway`)."""
 
