@@ -53,9 +53,13 @@ class Anvil(Component):
         return str(found[0])
 
     def command(self) -> list[str]:
+        # The chain keeps its state across restarts, as Kafka keeps the log that describes
+        # it (accounts' nonces, deployed contracts, anchored roots): loaded from and dumped
+        # to state.json, every few seconds and on a clean stop.
         command = [
             self.binary, "--host", "127.0.0.1", "--port", str(self.settings.stack.anvil_port),
             "--chain-id", str(self.settings.stack.chain_id),
+            "--state", str(self.dir / "state.json"), "--state-interval", "2",
         ]
         if self.settings.stack.block_time > 0:
             command += ["--block-time", f"{self.settings.stack.block_time:g}"]
