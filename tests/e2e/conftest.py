@@ -22,17 +22,18 @@ from omc_cli.migrations import migrate_all
 from omc_config import Settings
 from omc_sdk import Client, TransportError
 from omc_stack import Stack
+from omc_stack.components import SERVICES
 from tests.support.system import ALL_SCOPES, create_key, free_port
 
 
 @pytest.fixture(scope="session")
 def system(settings: Settings) -> Settings:
-    """The stack with the log's topics, the schema, the projections and the runtime."""
+    """The stack with the log's topics, the schema and every service `omc up` runs."""
     stack = Stack(settings, report=lambda line: print(f"[stack] {line}"))
     stack.up()
     apply_topics(settings)
     migrate_all(settings)
-    stack.up(["proj-mysql", "proj-redis", "runtime"])
+    stack.up([service.name for service in SERVICES])
     return settings
 
 

@@ -26,6 +26,8 @@ from tests.support.system import eventually, read_record
 pytestmark = pytest.mark.integration
 
 ENDED = {"completed", "failed", "cancelled", "rejected"}
+DEV_SIGNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+"""anvil's first development account: the key `omc up` gives the tx manager locally."""
 
 
 def policy(chain_id: int, recipient: str, **changes: Any) -> dict[str, Any]:
@@ -38,9 +40,11 @@ def policy(chain_id: int, recipient: str, **changes: Any) -> dict[str, Any]:
     return values
 
 
-def register(client: Client, system: Settings, **changes: Any) -> tuple[str, str, str]:
-    """A new agent (id, signer address, allowed recipient) with the policy `changes`."""
-    signer, recipient = Account.create().address, Account.create().address
+def register(client: Client, system: Settings, *, signer: str | None = None,
+             **changes: Any) -> tuple[str, str, str]:
+    """A new agent (id, signer address, allowed recipient) with the policy `changes`; its
+    signer is a fresh address (no key anywhere) unless given."""
+    signer, recipient = signer or Account.create().address, Account.create().address
     agent_id = str(uuid.uuid4())
     client.register_agent(agent_id=agent_id, name="e2e agent", description="runtime e2e",
                           signer_address=signer, model="omc-local-planner",
@@ -200,3 +204,33 @@ def test_a_waiting_task_can_be_cancelled_once(client: Client, system: Settings):
     task = ended(client, accepted.aggregate_id)
     assert task.status == "cancelled"
     assert names(trail(client, task.task_id)).count("TaskCancelled") == 1
+
+
+def test_a_transfer_goes_from_instruction_to_a_confirmed_receipt_through_every_service(
+        client: Client, system: Settings, chain: Web3):
+    """The runtime, the tx manager (signing with the local stack's development key) and the
+    chain watcher together: the task completes with the hash of a transaction whose
+    receipt on anvil is what the log and the projection say."""
+    agent_id, _, recipient = register(client, system, signer=DEV_SIGNER)
+    before = chain.eth.get_balance(recipient)
+    accepted = client.submit_task(agent_id, f"send 4321 wei to {recipient}",
+                                  chain_id=system.chain_id)
+
+    task = ended(client, accepted.aggregate_id)
+    assert task.status == "completed", task.failure
+    completed = the(trail(client, task.task_id), "TaskCompleted")
+    (tx_hash,) = completed["tx_hashes"]
+    receipt = chain.eth.get_transaction_receipt(tx_hash)
+    assert receipt["status"] == 1
+    assert chain.eth.get_balance(recipient) - before == 4321
+    result = json.loads(the(trail(client, task.task_id), "ToolResultRecorded")["result_json"])
+    assert result["tx_hash"] == tx_hash
+    deadline = time.monotonic() + 60
+    while True:
+        (tx,) = client.list_transactions(task_id=task.task_id).items
+        if tx.status == "confirmed":
+            break
+        assert time.monotonic() < deadline, f"the projection still says {tx.status}"
+        time.sleep(0.25)
+    assert (tx.tx_hash, tx.block_number) == (tx_hash, receipt["blockNumber"])
+    assert tx.sender == DEV_SIGNER
