@@ -1,11 +1,10 @@
 """The agent runtime in-process, without a broker: the real `Runtime`, domain, planner and
 attestor, with in-memory stand-ins for the two adapters that do I/O.
 
-    MemoryWriter   Writer's interface (append, request): the same envelope, ids and sealing
-                   (omc_events.chain.seal / seal_command with the real Schemas), each record
-                   round-tripped through its Avro schema, kept per topic in write order; a
-                   record above Kafka's default 1 MiB is refused (DeliveryFailed) as the
-                   broker refuses it
+    MemoryWriter   the real Writer (envelope, derived ids, sealing) over a MemoryProducer:
+                   AsyncProducer's `send` keeping each record, round-tripped through its
+                   Avro schema, per topic in write order; a record above Kafka's default
+                   1 MiB is refused (DeliveryFailed) as the broker refuses it
     MemoryReader   ChainReader's reads the runtime uses (get_balance, read_action), answered
                    from dicts of balances and contract returns, results shaped as the real
                    reader shapes them
@@ -33,6 +32,7 @@ import dataclasses
 import hashlib
 import logging
 import secrets
+import types
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -64,7 +64,7 @@ from omc_llm.attest import Attestor
 from omc_llm.model import LanguageModel
 from omc_llm.planner import LocalPlanner
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS, Runtime
-from omc_runtime.writer import Cause
+from omc_runtime.writer import Writer
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CHAIN = 31337
@@ -99,57 +99,41 @@ class Written:
     record: Record
 
 
-class MemoryWriter:
-    """Writer's interface over per-topic lists (see the module docstring)."""
+class MemoryProducer:
+    """AsyncProducer's interface over per-topic lists: `send` keeps records (each checked
+    against its Avro schema and Kafka's message size) instead of producing them."""
 
-    def __init__(self, clock: Clock, schemas: Schemas | None = None) -> None:
-        self.clock = clock
-        self.schemas = schemas or Schemas()
+    def __init__(self, schemas: Schemas) -> None:
+        self.codec = types.SimpleNamespace(schemas=schemas)  # what Writer reads of a codec
         self.topics: dict[str, list[Written]] = defaultdict(list)
 
-    def _meta(self, record: Record, cause: Cause, position: int, aggregate_type: str,
-              aggregate_id: str) -> EventMeta:
-        return EventMeta(
-            event_id=derived_id(cause.event_id, position), event_type=record.SCHEMA,
-            schema_version=1, aggregate_type=aggregate_type, aggregate_id=aggregate_id,
-            sequence=0, occurred_at=self.clock(), tenant=cause.tenant, actor=cause.actor,
-            correlation_id=cause.correlation_id, causation_id=cause.event_id,
-            traceparent=cause.traceparent, prev_hash="", hash="")
+    async def send(self, topic: str, records: Sequence[Record], key: str) -> None:
+        self.keep(topic, records, key)
 
-    async def append(self, topic: str, records: Sequence[Record], head: ChainHead, cause: Cause,
-                     aggregate_type: str, aggregate_id: str) -> list[Record]:
-        sealed = []
-        for position, record in enumerate(records):
-            filled = dataclasses.replace(record, meta=self._meta(
-                record, cause, position, aggregate_type, aggregate_id))
-            record, head = seal(self.schemas, filled, head)
-            sealed.append(record)
-        self._keep(topic, sealed, aggregate_id)
-        return sealed
-
-    async def request(self, topic: str, record: Record, cause: Cause, position: int,
-                      aggregate_type: str, aggregate_id: str, key: str) -> Record:
-        filled = dataclasses.replace(record, meta=self._meta(
-            record, cause, position, aggregate_type, aggregate_id))
-        sealed = seal_command(self.schemas, filled)
-        self._keep(topic, [sealed], key)
-        return sealed
-
-    def put(self, topic: str, record: Record, key: str) -> None:
-        """Write a record that is already sealed (a user's command, a tx manager's event)."""
-        self._keep(topic, [record], key)
-
-    def _keep(self, topic: str, records: list[Record], key: str) -> None:
+    def keep(self, topic: str, records: Sequence[Record], key: str) -> None:
+        schemas = self.codec.schemas
         for record in records:
-            body = self.schemas.encode(record)
+            body = schemas.encode(record)
             if len(body) > MAX_MESSAGE_BYTES:
                 raise DeliveryFailed(f"{topic}: {record.SCHEMA} of {len(body)} bytes: "
                                      "Broker: Message size too large")
         for record in records:
-            back = type(record).from_avro(
-                self.schemas.decode(record.SCHEMA, self.schemas.encode(record)))
+            back = type(record).from_avro(schemas.decode(record.SCHEMA, schemas.encode(record)))
             assert back == record, f"{record.SCHEMA} does not survive its Avro schema"
             self.topics[topic].append(Written(key, record))
+
+
+class MemoryWriter(Writer):
+    """The real Writer (envelope, derived ids, sealing) over a MemoryProducer."""
+
+    def __init__(self, clock: Clock, schemas: Schemas | None = None) -> None:
+        super().__init__(MemoryProducer(schemas or Schemas()), clock)  # type: ignore[arg-type]
+        self.schemas = self.producer.codec.schemas
+        self.topics = self.producer.topics
+
+    def put(self, topic: str, record: Record, key: str) -> None:
+        """Write a record that is already sealed (a user's command, a tx manager's event)."""
+        self.producer.keep(topic, [record], key)
 
     def records(self, topic: str) -> list[Record]:
         return [w.record for w in self.topics[topic]]
