@@ -56,14 +56,14 @@ from omc_events.records import (
     SubmitTask,
     TaskFailed,
     TaskFailureCode,
-    ToolCall,
     ToolResultRecorded,
     TxRequested,
 )
 from omc_kafka.follow import TopicReader
 from omc_llm import prompt as prompts
-from omc_llm.attest import Attestor, inference_digest
-from omc_llm.canonical import canonical_json, decimal_text
+from omc_llm import runner
+from omc_llm.attest import Attestor
+from omc_llm.canonical import canonical_json
 from omc_llm.model import InferenceError, InferenceInput, LanguageModel, ToolCallOut
 from omc_llm.tools import TOOL_NAMES, InvalidToolCall, tool_schemas, validate_call
 from omc_runtime import metrics
@@ -314,29 +314,15 @@ class Runtime:
         except InferenceError as error:
             await self._append_task(state.task_id, [InferenceFailed(
                 meta=DRAFT, task_id=state.task_id, inference_id=requested.inference_id,
-                model=requested.model, error_type=error.error_type,
-                error_message=str(error), attempts=error.attempts,
-                retryable=error.retryable)], _after(state))
+                **runner.failed(error, request))], _after(state))
             return
         metrics.TOKENS.labels("prompt").inc(output.prompt_tokens)
         metrics.TOKENS.labels("completion").inc(output.completion_tokens)
         metrics.COST.inc(float(output.cost_usd))  # a metric, not money: the event has it exact
-        calls = tuple(ToolCall(call_id=c.call_id, name=c.name,
-                               arguments_json=c.arguments_json) for c in output.tool_calls)
-        digest = inference_digest(requested.inference_id, output.model,
-                                  requested.parameters_json, requested.prompt_hash,
-                                  output.response_text, output.tool_calls)
-        completed = InferenceCompleted(
-            meta=DRAFT, task_id=state.task_id, inference_id=requested.inference_id,
-            model=output.model, provider=self.model.name,
-            parameters_json=requested.parameters_json, prompt_hash=requested.prompt_hash,
-            response=output.response_text, tool_calls=calls,
-            finish_reason=output.finish_reason, prompt_tokens=output.prompt_tokens,
-            completion_tokens=output.completion_tokens,
-            cost_usd=decimal_text(output.cost_usd), latency_ms=output.latency_ms,
-            cache_hit=output.cache_hit, digest=digest, signer=self.attestor.address,
-            signature=self.attestor.sign(digest))
-        await self._append_task(state.task_id, [completed], _after(state))
+        signed = runner.attest(output, request, self.model.name, self.attestor,
+                               requested.inference_id)
+        await self._append_task(state.task_id, [InferenceCompleted(
+            meta=DRAFT, task_id=state.task_id, **signed.fields())], _after(state))
 
     async def _propose(self, state: tasks.TaskState, step: tasks.Propose) -> None:
         call = step.inference.tool_calls[step.index]
