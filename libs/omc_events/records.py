@@ -1199,7 +1199,7 @@ class TxConfirmed(Record):
 
 
 class TxFailureCode(StrEnum):
-    """Why a transaction request failed. UNKNOWN: newer than the reader. NONCE_TOO_LOW: the nonce was used by another transaction. UNDERPRICED: the fee was too low and could not be raised. INSUFFICIENT_FUNDS: the sender cannot pay value plus gas. REVERTED: included but reverted. REPLACEMENT_CAP: still stuck at the fee cap. REJECTED_BY_RPC: a node refused it for another reason."""
+    """Why a transaction request failed. UNKNOWN: newer than the reader. NONCE_TOO_LOW: the nonce was used by another transaction. UNDERPRICED: the fee was too low and could not be raised. INSUFFICIENT_FUNDS: the sender cannot pay value plus gas. REVERTED: included but reverted. REPLACEMENT_CAP: still stuck at the fee cap. REJECTED_BY_RPC: a node refused it for another reason. CANCELLED: a CANCEL request's zero-value transfer to self took its nonce and is confirmed (the detail names the cancel request and its transaction); nothing of this request was or can be included."""
 
     UNKNOWN = "UNKNOWN"
     NONCE_TOO_LOW = "NONCE_TOO_LOW"
@@ -1208,6 +1208,7 @@ class TxFailureCode(StrEnum):
     REVERTED = "REVERTED"
     REPLACEMENT_CAP = "REPLACEMENT_CAP"
     REJECTED_BY_RPC = "REJECTED_BY_RPC"
+    CANCELLED = "CANCELLED"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -80,4 +80,4 @@ def schemas_check(use_registry: bool) -> None:
 def schemas_generate() -> None:
     """Rewrite records.py and docs/events.md from the schemas."""
     codegen.main([])
-    eventdoc.main()
+    eventdoc.main([])
