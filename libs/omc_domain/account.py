@@ -16,6 +16,9 @@
     replacement(state, request, market, max_replacements) -> Replace | Failure
     cancellation(state, cancel_request, market) -> Replace | Failure
     cancelled(state)                 -> [(target, cancel)]  targets whose cancel confirmed
+                                                (they end with TxFailed CANCELLED)
+    too_late(state)                  -> [(cancel, target)]  cancels whose target confirmed
+                                                first (they end with TxFailed NONCE_TOO_LOW)
     initial_fees(market, cap), replacement_fees(old, market, cap), bump(fee)
 
 Pure: no clock, no random, no I/O. The shell passes what it learnt from the chain (nonces,
@@ -39,8 +42,10 @@ account's next nonce) is re-signed at the same nonce with max fee and tip each a
 (ceil(old * 1.1)), or the market's if higher, the max fee capped by the request's
 max_fee_per_gas_cap_wei; after `max_replacements`, or when the cap leaves no room for 10%
 more, the request fails with REPLACEMENT_CAP (its last transaction may still be included: the
-watcher then records it). CANCEL is the same at the target's nonce with a zero-value transfer
-to self (21,000 gas).
+watcher then records it, and its TxConfirmed wins: a confirmation ends any request as
+CONFIRMED, whatever was recorded before). CANCEL is the same at the target's nonce with a
+zero-value transfer to self (21,000 gas); once the cancel is confirmed the target ends with
+CANCELLED, and if the target is confirmed instead the cancel ends with NONCE_TOO_LOW.
 """
 
 from __future__ import annotations
@@ -261,10 +266,13 @@ def _on_receipt(state: AccountState, record: Record) -> None:
     request = _request(state, getattr(record, "request_id", ""))
     if request is None:
         return
+    tx = state.txs.get(getattr(record, "tx_hash", None) or "")
+    if tx is not None and tx.request_id != request.request_id:
+        return  # another request's transaction (a cancel's, credited to its target by a
+        # watcher before CANCELLED existed): it settles that request, not this one
     if isinstance(record, TxIncluded):
         request.included = record.tx_hash
         request.accepted = True
-        tx = state.txs.get(record.tx_hash)
         if tx is not None:
             state.floor = max(state.floor, tx.nonce + 1)
         if not request.terminal:
@@ -274,10 +282,9 @@ def _on_receipt(state: AccountState, record: Record) -> None:
             request.included = None
             if request.status == Status.INCLUDED:
                 request.status = Status.SIGNED
-    elif isinstance(record, TxConfirmed):
-        request.included = record.tx_hash
-        if request.status != Status.FAILED:
-            request.status = Status.CONFIRMED
+    elif isinstance(record, TxConfirmed):  # the chain has the last word: it wins over any
+        request.included = record.tx_hash  # earlier failure (e.g. REPLACEMENT_CAP)
+        request.status = Status.CONFIRMED
     elif isinstance(record, TxFailed) and not request.terminal:  # REVERTED: nonce used
         request.status = Status.FAILED
         request.failure = record.code
@@ -464,7 +471,7 @@ def cancellation(state: AccountState, cancel: TxRequested, market: Fees) -> Repl
 
 def cancelled(state: AccountState) -> list[tuple[RequestState, RequestState]]:
     """(target, cancel) pairs whose cancel is confirmed while the target is still open: the
-    target ends with TxFailed (its nonce was used by the cancel)."""
+    target ends with TxFailed CANCELLED (its nonce was used by the cancel)."""
     found = []
     for target in state.requests.values():
         if target.cancelled_by is None or target.terminal:
@@ -475,8 +482,22 @@ def cancelled(state: AccountState) -> list[tuple[RequestState, RequestState]]:
     return found
 
 
+def too_late(state: AccountState) -> list[tuple[RequestState, RequestState]]:
+    """(cancel, target) pairs whose target is confirmed (its own transaction took the nonce)
+    while the cancel is still open: the cancel ends with TxFailed NONCE_TOO_LOW."""
+    found = []
+    for target in state.requests.values():
+        if target.cancelled_by is None or target.status != Status.CONFIRMED:
+            continue
+        cancel = state.requests.get(target.cancelled_by)
+        if (cancel is not None and not cancel.terminal and cancel.included is None
+                and target.included in target.txs):
+            found.append((cancel, target))
+    return found
+
+
 __all__ = ["ACCOUNT", "RECEIPTS", "TERMINAL", "TRANSFER_GAS", "AccountState", "Failure", "Fees",
            "Reconciliation", "Replace", "RequestState", "SentTx", "Status", "account_key",
            "bump", "cancellation", "cancelled", "evolve", "initial_fees", "next_nonce",
            "pending", "raise_floor", "reconcile", "replacement", "replacement_fees", "stuck",
-           "unbroadcast"]
+           "too_late", "unbroadcast"]

@@ -31,7 +31,14 @@ replacements; whichever is mined wins):
     pending --receipt in a canonical block--> included --depth reached--> confirmed (status 1)
                                                        --depth reached--> failed REVERTED (status 0)
     included --its block left the canonical chain--> pending (TxReorged), tracked again
-    pending | included --TxFailed by the tx manager--> failed (no longer tracked)
+    pending | included --TxFailed by the tx manager--> failed (no longer tracked), except
+        REPLACEMENT_CAP: its last transaction may still be mined, so it is followed on and a
+        receipt is recorded as for any other (its TxConfirmed wins); it stops being followed
+        when another request of its sender is settled at its nonce
+
+A CANCEL's transaction (TxReplaced reason CANCEL) belongs to the cancel request (its own
+TxSigned), never to the target: the cancel is confirmed, and the tx manager then ends the
+target with TxFailed CANCELLED.
 
 Confirmations are counted as the schema says: from the inclusion block to the head, both
 included (head - number + 1); `depth` of them make a transaction final.
@@ -55,6 +62,7 @@ from omc_events.records import (
     ContractEventObserved,
     EventMeta,
     ReorgDetected,
+    ReplaceReason,
     TxConfirmed,
     TxFailed,
     TxFailureCode,
@@ -522,6 +530,7 @@ class Request:
     nonce: int | None
     hashes: dict[str, str] = field(default_factory=dict)  # tx hash -> its TxSigned event id
     phase: Phase = Phase.PENDING
+    given_up: bool = False  # the tx manager ended it at REPLACEMENT_CAP (still followed)
     included: TxIncluded | None = None
     tenant: str = SYSTEM_TENANT
     correlation_id: str | None = None
@@ -575,6 +584,8 @@ class Tracker:
             request.nonce = record.nonce
             self.by_hash[record.tx_hash] = record.request_id
         elif isinstance(record, TxReplaced):
+            if record.reason == ReplaceReason.CANCEL:
+                return  # the cancel's transaction is the cancel request's (its TxSigned)
             request = self.requests.get(record.request_id)
             if request is not None and record.new_tx_hash not in request.hashes:
                 # its TxSigned comes first; this only covers a replacement signed elsewhere
@@ -582,7 +593,11 @@ class Tracker:
                 self.by_hash[record.new_tx_hash] = record.request_id
         elif isinstance(record, TxFailed):
             request = self.requests.get(record.request_id)
-            if request is not None and request.phase in (Phase.PENDING, Phase.INCLUDED):
+            if request is None or request.phase not in (Phase.PENDING, Phase.INCLUDED):
+                return
+            if record.code == TxFailureCode.REPLACEMENT_CAP:
+                request.given_up = True  # its last transaction may still be mined
+            else:
                 self._close(request, Phase.FAILED)
 
     def _own(self, record: Record) -> None:
@@ -595,8 +610,18 @@ class Tracker:
             request.phase, request.included = Phase.PENDING, None
         elif isinstance(record, TxConfirmed):
             self._close(request, Phase.CONFIRMED)
+            self._nonce_taken(request)
         elif isinstance(record, TxFailed):
             self._close(request, Phase.FAILED)
+            self._nonce_taken(request)
+
+    def _nonce_taken(self, settled: Request) -> None:
+        """`settled`'s transaction took its nonce: requests of the same sender the tx manager
+        gave up on at that nonce can never be mined; stop following them."""
+        for other in list(self.open.values()):
+            if (other.given_up and other.sender == settled.sender
+                    and other.nonce == settled.nonce and other is not settled):
+                self._close(other, Phase.FAILED)
 
     def _close(self, request: Request, phase: Phase) -> None:
         request.phase = phase

@@ -23,7 +23,10 @@ Statuses
                  topic (sequence 0) are not part of a task's trail and change nothing.
     agent        registering (RegisterAgent) → active (AgentRegistered) | rejected
     transaction  requested → signed → broadcast → included → confirmed, or reorged (pending
-                 again) or failed
+                 again) or failed (`failure_code` the TxFailureCode: CANCELLED for a request
+                 whose cancel took its nonce). A confirmation wins: TxConfirmed after a
+                 TxFailed (REPLACEMENT_CAP: the last transaction was mined after all) makes
+                 it confirmed and clears the failure; a TxFailed after it changes nothing.
     budget       reserved → released, or exceeded (refused)
     anchor       signed (CheckpointSigned) → submitted → confirmed
 """
@@ -539,7 +542,8 @@ def on_tx_confirmed(view: View, e: r.TxConfirmed, at: At) -> None:
     if tx is None:
         return
     tx.update(status="confirmed", tx_hash=e.tx_hash, block_number=e.block_number,
-              block_hash=e.block_hash, confirmations=e.confirmations)
+              block_hash=e.block_hash, confirmations=e.confirmations,
+              failure_code=None, failure_detail=None)  # the chain wins (REPLACEMENT_CAP)
     view.put(TRANSACTIONS, tx)
     receipt = view.get(RECEIPTS, (e.meta.tenant, e.tx_hash))
     if receipt is not None and _fresh(receipt, e.meta.sequence):
@@ -568,6 +572,9 @@ def on_tx_reorged(view: View, e: r.TxReorged, at: At) -> None:
 def on_tx_failed(view: View, e: r.TxFailed, at: At) -> None:
     tx = _tx_event(view, e)
     if tx is None:
+        return
+    if tx["status"] == "confirmed":  # a give-up written before the tx manager saw the
+        view.put(TRANSACTIONS, tx)   # confirmation: the confirmation stands
         return
     tx.update(status="failed", failure_code=str(e.code), failure_detail=e.detail)
     if e.tx_hash is not None:

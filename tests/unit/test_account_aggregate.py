@@ -25,6 +25,7 @@ from omc_domain.account import (
     replacement,
     replacement_fees,
     stuck,
+    too_late,
     unbroadcast,
 )
 from omc_events.envelope import ZERO_HASH, derived_id
@@ -303,6 +304,73 @@ def test_cancel_is_a_zero_value_self_transfer_at_the_targets_nonce(log: Log) -> 
     ((target, by),) = cancelled(log.state)
     assert (target.request_id, by.request_id) == (rid(1), rid(2))
     assert next_nonce(log.state) == 4
+
+
+def cancel_of_target_at_nonce_3(log: Log) -> None:
+    """Request 1 signed at nonce 3 and broadcast; request 2 cancels it (signed, broadcast)."""
+    log.request(1)
+    log.signed(1, 3, 1)
+    log.broadcast(1, 1)
+    log.request(2, purpose=TxPurpose.CANCEL, cancels=rid(1))
+    log.signed(2, 3, 2, fee=bump(10 * GWEI), tip=bump(GWEI), replaces=1)
+    log.put(TxReplaced(meta=log.meta(TxReplaced.SCHEMA, "account"), request_id=rid(1),
+                       old_tx_hash=h(1), new_tx_hash=h(2), nonce=3, reason=ReplaceReason.CANCEL))
+    log.broadcast(2, 2)
+
+
+def test_a_confirmed_cancel_ends_its_target_once_as_cancelled(log: Log) -> None:
+    cancel_of_target_at_nonce_3(log)
+    assert cancelled(log.state) == []
+    assert too_late(log.state) == []
+    log.included(2, 2)
+    log.confirmed(2, 2)
+
+    ((target, by),) = cancelled(log.state)
+    assert (target.request_id, by.request_id) == (rid(1), rid(2))
+    assert too_late(log.state) == []
+    log.failed(1, TxFailureCode.CANCELLED)
+    assert cancelled(log.state) == []
+    assert log.state.requests[rid(1)].failure == TxFailureCode.CANCELLED
+
+
+def test_a_target_confirmed_before_its_cancel_makes_the_cancel_too_late(log: Log) -> None:
+    cancel_of_target_at_nonce_3(log)
+    log.included(1, 1)
+    log.confirmed(1, 1)
+
+    assert cancelled(log.state) == []
+    ((cancel, target),) = too_late(log.state)
+    assert (cancel.request_id, target.request_id) == (rid(2), rid(1))
+    log.failed(2, TxFailureCode.NONCE_TOO_LOW)
+    assert too_late(log.state) == []
+
+
+def test_the_cancels_receipt_credited_to_its_target_is_not_the_targets(log: Log) -> None:
+    cancel_of_target_at_nonce_3(log)
+    log.included(1, 2)  # as a watcher did before CANCELLED: the cancel's tx under the target
+    log.confirmed(1, 2)
+    log.included(2, 2)
+    log.confirmed(2, 2)
+
+    assert log.state.requests[rid(1)].status == Status.SIGNED
+    assert [t.request_id for t, _ in cancelled(log.state)] == [rid(1)]
+
+
+def test_a_confirmation_after_the_replacement_cap_wins(log: Log) -> None:
+    log.request(1)
+    log.signed(1, 0, 1)
+    log.broadcast(1, 1)
+    log.failed(1, TxFailureCode.REPLACEMENT_CAP)
+    assert log.state.requests[rid(1)].status == Status.FAILED
+    log.included(1, 1)
+    assert log.state.requests[rid(1)].status == Status.FAILED  # not final yet
+    log.confirmed(1, 1)
+
+    request = log.state.requests[rid(1)]
+    assert (request.status, request.included) == (Status.CONFIRMED, h(1))
+    log.failed(1, TxFailureCode.REPLACEMENT_CAP)  # a late repeat changes nothing
+    assert log.state.requests[rid(1)].status == Status.CONFIRMED
+    assert next_nonce(log.state) == 1
 
 
 def test_cancelling_an_included_request_fails(log: Log) -> None:

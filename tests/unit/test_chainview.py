@@ -478,14 +478,83 @@ def test_whichever_replacement_is_mined_settles_the_request() -> None:
     assert tracker.by_hash == {}
 
 
+def manager_failed(request_id: str, tx_hash: str, code: TxFailureCode, sequence: int,
+                   nonce: int = 0) -> TxFailed:
+    """A TxFailed of the tx manager's chain ("account")."""
+    return TxFailed(meta=dataclasses.replace(signed(request_id, tx_hash).meta, sequence=sequence,
+                                             event_id=derived_id(request_id, sequence)),
+                    request_id=request_id, tx_hash=tx_hash, nonce=nonce, code=code,
+                    detail=str(code))
+
+
 def test_a_failure_recorded_by_the_tx_manager_ends_the_tracking() -> None:
     tracker, log = Tracker(CHAIN_ID, depth=1), FakeLog()
     log.append(signed(REQ, h("tx1")), tracker)
-    failed = TxFailed(meta=dataclasses.replace(signed(REQ, h("tx1")).meta, sequence=2,
-                                               event_id=derived_id(REQ, 2)),
-                      request_id=REQ, tx_hash=h("tx1"), nonce=0,
-                      code=TxFailureCode.REPLACEMENT_CAP, detail="stuck at the cap")
-    log.append(failed, tracker)
+    log.append(manager_failed(REQ, h("tx1"), TxFailureCode.NONCE_TOO_LOW, 2), tracker)
+    assert tracker.requests[REQ].phase is Phase.FAILED
+    assert tracker.pending_hashes() == []
+
+
+def test_a_request_given_up_at_the_replacement_cap_is_still_followed_and_confirmed() -> None:
+    tracker, log = Tracker(CHAIN_ID, depth=2), FakeLog()
+    log.append(signed(REQ, h("tx1"), nonce=4), tracker)
+    log.append(manager_failed(REQ, h("tx1"), TxFailureCode.REPLACEMENT_CAP, 2, nonce=4),
+               tracker)
+    assert tracker.pending_hashes() == [h("tx1")]  # it may still be mined
+    a = chain("a", 1, 3)
+    (included,) = log.write(tracker.include({h("tx1"): receipt(h("tx1"), a[1])},
+                                            window_of(a[:2])), tracker)
+    (confirmed,) = log.write(tracker.settle({h("tx1"): receipt(h("tx1"), a[1])},
+                                            window_of(a)), tracker)
+    assert isinstance(included, TxIncluded)
+    assert isinstance(confirmed, TxConfirmed)
+    assert (confirmed.request_id, confirmed.tx_hash) == (REQ, h("tx1"))
+    assert tracker.requests[REQ].phase is Phase.CONFIRMED
+    assert tracker.open_requests() == []
+
+
+def test_the_cap_failure_written_after_the_inclusion_does_not_stop_the_confirmation() -> None:
+    tracker, log = Tracker(CHAIN_ID, depth=2), FakeLog()
+    log.append(signed(REQ, h("tx1")), tracker)
+    a = chain("a", 1, 3)
+    log.write(tracker.include({h("tx1"): receipt(h("tx1"), a[1])}, window_of(a[:2])), tracker)
+    log.append(manager_failed(REQ, h("tx1"), TxFailureCode.REPLACEMENT_CAP, 2), tracker)
+    (confirmed,) = log.write(tracker.settle({h("tx1"): receipt(h("tx1"), a[1])},
+                                            window_of(a)), tracker)
+    assert isinstance(confirmed, TxConfirmed)
+
+
+def test_a_request_given_up_is_no_longer_followed_once_another_takes_its_nonce() -> None:
+    tracker, log = Tracker(CHAIN_ID, depth=1), FakeLog()
+    log.append(signed(REQ, h("stuck"), nonce=4), tracker)
+    log.append(manager_failed(REQ, h("stuck"), TxFailureCode.REPLACEMENT_CAP, 2, nonce=4),
+               tracker)
+    log.append(signed(REQ2, h("other"), nonce=4, sequence=3), tracker)
+    a = chain("a", 1, 2)
+    log.write(tracker.include({h("stuck"): None, h("other"): receipt(h("other"), a[1])},
+                              window_of(a)), tracker)
+    log.write(tracker.settle({h("other"): receipt(h("other"), a[1])}, window_of(a)), tracker)
+    assert tracker.requests[REQ2].phase is Phase.CONFIRMED
+    assert tracker.requests[REQ].phase is Phase.FAILED
+    assert tracker.pending_hashes() == []
+
+
+def test_a_cancels_transaction_settles_the_cancel_never_its_target() -> None:
+    tracker, log = Tracker(CHAIN_ID, depth=1), FakeLog()
+    log.append(signed(REQ, h("target"), nonce=2), tracker)
+    log.append(signed(REQ2, h("cancel"), nonce=2, replaces=h("target"), sequence=2), tracker)
+    log.append(TxReplaced(meta=dataclasses.replace(signed(REQ2, h("cancel")).meta, sequence=3,
+                                                   event_id=derived_id(REQ2, 3)),
+                          request_id=REQ, old_tx_hash=h("target"), new_tx_hash=h("cancel"),
+                          nonce=2, reason="CANCEL"), tracker)
+    assert tracker.requests[REQ].hashes.keys() == {h("target")}
+    a = chain("a", 1, 2)
+    receipts = {h("target"): None, h("cancel"): receipt(h("cancel"), a[1])}
+    (included,) = log.write(tracker.include(receipts, window_of(a)), tracker)
+    (confirmed,) = log.write(tracker.settle(receipts, window_of(a)), tracker)
+    assert (included.request_id, confirmed.request_id) == (REQ2, REQ2)
+    assert tracker.requests[REQ].phase is Phase.PENDING  # until the tx manager's CANCELLED
+    log.append(manager_failed(REQ, h("target"), TxFailureCode.CANCELLED, 4, nonce=2), tracker)
     assert tracker.requests[REQ].phase is Phase.FAILED
     assert tracker.pending_hashes() == []
 

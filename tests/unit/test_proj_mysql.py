@@ -19,7 +19,15 @@ from omc_proj_mysql.convert import payload, payload_json, rfc3339, to_json, utc
 from omc_proj_mysql.migrations import DIRECTORY, migrations
 from omc_proj_mysql.store import Literals, View
 from omc_proj_mysql.tables import ALL, ROWS, TASK_EVENTS, TASKS, TRANSACTIONS, Mode, Table
-from tests.integration.test_proj_mysql_support import OUTCOMES, History, new_id, role_of
+from tests.integration.test_proj_mysql_support import (
+    CHAIN_ID,
+    OUTCOMES,
+    History,
+    address,
+    new_id,
+    role_of,
+    tx_hash,
+)
 
 
 class Memory:
@@ -199,6 +207,63 @@ def test_a_final_status_stays_final_and_unchained_messages_are_not_in_the_trail(
     assert task["last_sequence"] == late.meta.sequence
     assert len(rows["task_events"]) == late.meta.sequence
     assert loose.meta.sequence == 0
+
+
+def a_request_stuck_at_its_cap(history: History) -> tuple[str, str, object, object]:
+    """A transfer signed and broadcast, then given up at REPLACEMENT_CAP; (request id, tx hash,
+    a tx-manager event maker, a watcher event maker)."""
+    signer = address("cap", "signer")
+    account, request_id, first = f"{CHAIN_ID}:{signer}", new_id("cap", "request"), \
+        tx_hash("cap", 1)
+
+    def tx_event(kind, **fields):
+        return history.make(kind, "account", account, "acme", actor="svc:tx-manager",
+                            request_id=request_id, **fields)
+
+    def receipt_event(kind, **fields):
+        return history.make(kind, "receipts", account, "acme", actor="svc:chain-watcher",
+                            request_id=request_id, **fields)
+
+    history.make(r.TxRequested, "account", account, "acme", chained=False,
+                 request_id=request_id, task_id=None, action_id=None,
+                 purpose=r.TxPurpose.ACTION, chain_id=CHAIN_ID, sender=signer,
+                 to=address("cap", "to"), value_wei="1", data="0x")
+    tx_event(r.TxSigned, chain_id=CHAIN_ID, sender=signer, nonce=0, tx_hash=first,
+             replaces_tx_hash=None)
+    tx_event(r.TxBroadcast, tx_hash=first, attempt=1, already_known=False)
+    return request_id, first, tx_event, receipt_event
+
+
+def test_a_confirmation_after_the_replacement_cap_wins_in_either_order() -> None:
+    for cap_first in (True, False):
+        history = History(f"cap-{cap_first}")
+        request_id, first, tx_event, receipt_event = a_request_stuck_at_its_cap(history)
+        block = {"block_number": 9, "block_hash": tx_hash("block", 9)}
+        if cap_first:
+            tx_event(r.TxFailed, tx_hash=first, nonce=0, code=r.TxFailureCode.REPLACEMENT_CAP,
+                     detail="stuck at the cap")
+        receipt_event(r.TxIncluded, tx_hash=first, transaction_index=0, gas_used=21000,
+                      effective_gas_price_wei="1", status_ok=True, contract_address=None,
+                      **block)
+        receipt_event(r.TxConfirmed, tx_hash=first, confirmations=2, **block)
+        if not cap_first:  # written by a tx manager that had not seen the receipt yet
+            tx_event(r.TxFailed, tx_hash=first, nonce=0, code=r.TxFailureCode.REPLACEMENT_CAP,
+                     detail="stuck at the cap")
+
+        for batch in (1, 50):
+            tx = fold(positioned(history), batch)["transactions"][("acme", request_id)]
+            assert (tx["status"], tx["failure_code"], tx["failure_detail"], tx["tx_hash"],
+                    tx["block_number"]) == ("confirmed", None, None, first, 9), cap_first
+
+
+def test_a_cancelled_request_says_so() -> None:
+    history = History("cancelled")
+    request_id, first, tx_event, _ = a_request_stuck_at_its_cap(history)
+    tx_event(r.TxFailed, tx_hash=first, nonce=0, code=r.TxFailureCode.CANCELLED,
+             detail="cancelled by request x")
+
+    tx = fold(positioned(history))["transactions"][("acme", request_id)]
+    assert (tx["status"], tx["failure_code"]) == ("failed", "CANCELLED")
 
 
 def test_the_payload_is_the_record_without_its_envelope(world: History) -> None:
