@@ -243,7 +243,8 @@ def build(settings: NotarySettings, *, key: NotaryKey | None = None,
         anchoring = Anchoring(settings.base.chain_id,
                               to_checksum_address(settings.anchor_registry),
                               to_checksum_address(settings.anchor_sender),
-                              settings.anchor_max_fee_wei)
+                              settings.anchor_max_fee_wei, settings.anchor_attempts,
+                              settings.anchor_retry_seconds, settings.anchor_timeout_seconds)
     notary = Notary(key or notary_key_from(settings.key_file), codec.schemas,
                     proof_topic=settings.proof_topic, tx_topic=settings.tx_topic,
                     every_events=settings.every_events, every_seconds=settings.every_seconds,

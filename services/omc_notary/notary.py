@@ -11,11 +11,25 @@ as `now`, the key signs deterministically (RFC 6979), ids are derived from the l
     Notary.resubmissions() -> [Output]
                                     the TxRequested of anchors submitted but not settled (the
                                     tx manager handles a request_id once, so re-sending is safe)
+
+Anchors are retried: when an anchor's transaction fails (TxFailed) or has no outcome
+`Anchoring.timeout_seconds` after it was submitted, `due` (once `ready`) records a new
+AnchorSubmitted of the same checkpoint with a new request, after a backoff of
+`retry_seconds`, doubling per attempt (at most an hour), `attempts` in all. Attempt n of a
+checkpoint has event id derived_id(checkpoint id, 2(n-1)) and request id
+derived_id(checkpoint id, 2n-1) (n = 1: the first anchor), so a restart makes the same ones.
+The first TxConfirmed of any attempt gives the checkpoint's one AnchorConfirmed; later
+outcomes of its other attempts are ignored. Failures are timed by the notary's clock when it
+reads them (a restart restarts a backoff); timeouts by the AnchorSubmitted's own time.
+`anchor_outcomes` counts what happened since start (submitted, retried, failed, timed_out,
+confirmed, abandoned; superseded: not retried since a later checkpoint of the stream is
+anchored, which covers its events), for metrics.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,6 +84,13 @@ class Anchoring:
     registry: str
     sender: str
     max_fee_per_gas_cap_wei: int
+    attempts: int = 5  # anchors of one checkpoint, the first included
+    retry_seconds: float = 30.0  # backoff before the 2nd attempt; doubles, at most an hour
+    timeout_seconds: float = 1800.0  # an attempt with no outcome this long is retried
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th attempt failed."""
+        return timedelta(seconds=min(self.retry_seconds * 2 ** (attempts - 1), 3600.0))
 
 
 @dataclass
@@ -87,6 +108,7 @@ class Stream:
     head: ChainHead = field(default_factory=ChainHead)
     recorded: dict[int, str] = field(default_factory=dict)  # tree size -> signed root
     anchor_traffic: int = 0  # leaves since the last checkpoint that are anchors' own txs
+    newest_at: datetime | None = None  # occurred_at of the newest leaf, when known
 
     @property
     def id(self) -> str:
@@ -94,12 +116,33 @@ class Stream:
 
 
 @dataclass
+class Attempt:
+    """One AnchorSubmitted of a checkpoint, and what became of it."""
+
+    request_id: str
+    number: int  # 1: the first anchor of the checkpoint
+    submitted_at: datetime
+    request: TxRequested | None
+    failed_at: datetime | None = None  # a TxFailed (or the timeout) ended it
+
+
+@dataclass
 class OpenAnchor:
+    """A checkpoint being anchored: its attempts, until one is confirmed."""
+
     stream: str
     tree_size: int
     root: str
     chain_id: int
-    request: TxRequested | None
+    checkpoint_id: str
+    signed_at: datetime | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    confirmed: bool = False
+    abandoned: bool = False
+
+    @property
+    def request(self) -> TxRequested | None:
+        return self.attempts[-1].request if self.attempts else None
 
 
 class Notary:
@@ -116,10 +159,14 @@ class Notary:
         self.anchoring = anchoring
         self.on_mismatch = on_mismatch
         self.streams: dict[str, Stream] = {}
-        self.open_anchors: dict[str, OpenAnchor] = {}  # request_id -> anchor
+        self.anchors: dict[tuple[str, int], OpenAnchor] = {}  # (stream, size) -> pending
+        self.anchored_size: dict[str, int] = {}  # stream -> its newest confirmed anchor's size
+        self.open_anchors: dict[str, OpenAnchor] = {}  # request_id -> its checkpoint's
         self.settled: set[str] = set()
         self.anchor_requests: set[str] = set()  # every anchor's request_id, open or settled
+        self.checkpoint_ids: dict[tuple[str, int], tuple[str, datetime]] = {}  # id, signed at
         self.mismatches: list[str] = []
+        self.anchor_outcomes: Counter[str] = Counter()  # since start, for metrics
 
     def _stream(self, topic: str, partition: int) -> Stream:
         key = stream_id(topic, partition)
@@ -145,27 +192,62 @@ class Notary:
             stream.checkpoint_root = record.root
             stream.checkpoint_at = meta.occurred_at
             stream.recorded[record.tree_size] = record.root
+            self.checkpoint_ids[(record.stream_id, record.tree_size)] = (
+                meta.event_id, meta.occurred_at)
         elif isinstance(record, AnchorSubmitted):
             self.anchor_requests.add(record.request_id)
-            if record.request_id not in self.settled:
-                self.open_anchors[record.request_id] = OpenAnchor(
-                    record.stream_id, record.tree_size, record.root, record.chain_id,
-                    self._anchor_request(record) if self.anchoring else None)
+            anchor = self._anchoring_of(record.stream_id, record.tree_size, record.root,
+                                        record.chain_id, meta.causation_id)
+            attempt = Attempt(record.request_id, len(anchor.attempts) + 1, meta.occurred_at,
+                              self._anchor_request(record) if self.anchoring else None)
+            anchor.attempts.append(attempt)
+            if record.request_id not in self.settled and not anchor.confirmed:
+                self.open_anchors[record.request_id] = anchor
         elif isinstance(record, AnchorConfirmed):
             self.settled.add(record.request_id)
-            self.open_anchors.pop(record.request_id, None)
+            self._confirmed(self._anchoring_of(record.stream_id, record.tree_size,
+                                               record.root, record.chain_id, ""))
+
+    def _confirmed(self, anchor: OpenAnchor) -> None:
+        """The checkpoint is anchored: its other attempts' outcomes no longer matter."""
+        anchor.confirmed = True
+        self.anchors.pop((anchor.stream, anchor.tree_size), None)
+        for request_id, other in list(self.open_anchors.items()):
+            if other is anchor:
+                del self.open_anchors[request_id]
+        self.anchored_size[anchor.stream] = max(self.anchored_size.get(anchor.stream, 0),
+                                                anchor.tree_size)
+
+    def _anchoring_of(self, stream: str, tree_size: int, root: str, chain_id: int,
+                      checkpoint_id: str) -> OpenAnchor:
+        found = self.anchors.get((stream, tree_size))
+        if found is None:
+            signed = self.checkpoint_ids.get((stream, tree_size))
+            found = self.anchors[(stream, tree_size)] = OpenAnchor(
+                stream, tree_size, root, chain_id,
+                checkpoint_id or (signed[0] if signed else ""),
+                signed[1] if signed else None)
+        return found
+
+    def signed_at(self, stream: str, tree_size: int) -> datetime | None:
+        """When the checkpoint of (stream, size) was signed (its occurred_at), if known."""
+        found = self.checkpoint_ids.get((stream, tree_size))
+        return found[1] if found else None
 
     # -- the log ---------------------------------------------------------------------------
 
     def observe(self, topic: str, partition: int, offset: int, value: bytes | None,
                 record: Record | None, now: datetime, *,
-                event_id: str | None = None) -> list[Output]:
+                event_id: str | None = None,
+                occurred_at: datetime | None = None) -> list[Output]:
         """Add one message of an event topic as the next leaf of its stream. `record` is
-        needed on the tx topic (anchors' outcomes); elsewhere its `event_id` is enough."""
+        needed on the tx topic (anchors' outcomes); elsewhere its `event_id` (and
+        `occurred_at`, for the checkpoint delay) is enough."""
         stream = self._stream(topic, partition)
         stream.tree.append(leaf_data(value))
         stream.offsets.append(offset)
         meta = getattr(record, "meta", None)
+        stream.newest_at = meta.occurred_at if meta is not None else occurred_at
         stream.last_event_id = (meta.event_id if meta is not None else event_id
                                 or derived_id(f"notary:{topic}/{partition}@{offset}", 0))
         size = stream.tree.size
@@ -183,19 +265,30 @@ class Notary:
                 and getattr(record, "request_id", None) in self.anchor_requests):
             stream.anchor_traffic += 1  # anchoring alone never makes a stream due
         if isinstance(record, TxConfirmed | TxFailed):
-            return self._settle(record)
+            return self._settle(record, now)
         return []
 
-    def _settle(self, record: TxConfirmed | TxFailed) -> list[Output]:
+    def _settle(self, record: TxConfirmed | TxFailed, now: datetime) -> list[Output]:
         anchor = self.open_anchors.get(record.request_id)
         if anchor is None:
             return []
         self.open_anchors.pop(record.request_id)
         self.settled.add(record.request_id)
         if isinstance(record, TxFailed):
-            log.error("anchor of %s at size %d failed: %s (request %s)", anchor.stream,
-                      anchor.tree_size, record.code, record.request_id)
+            attempt = next((a for a in anchor.attempts if a.request_id == record.request_id),
+                           None)
+            if attempt is not None and attempt.failed_at is None:
+                attempt.failed_at = now
+                self.anchor_outcomes["failed"] += 1
+            log.error("anchor of %s at size %d failed: %s (request %s, attempt %s of %d)",
+                      anchor.stream, anchor.tree_size, record.code, record.request_id,
+                      attempt.number if attempt else "?",
+                      self.anchoring.attempts if self.anchoring else 0)
             return []
+        if anchor.confirmed:  # another attempt of the checkpoint was confirmed first
+            return []
+        self._confirmed(anchor)
+        self.anchor_outcomes["confirmed"] += 1
         stream = self._stream_by_id(anchor.stream)
         confirmed = AnchorConfirmed(
             meta=self._meta(AnchorConfirmed, record.meta.event_id, 0, stream,
@@ -221,7 +314,55 @@ class Notary:
                        and now - stream.checkpoint_at >= self.every)
             if by_count or by_time:
                 outputs.extend(self.checkpoint(stream, now))
+        if ready and self.anchoring is not None:
+            outputs.extend(self.retries(now))
         return outputs
+
+    def retries(self, now: datetime) -> list[Output]:
+        """New attempts for the checkpoints whose newest anchor failed or timed out, once
+        their backoff has passed; a checkpoint out of attempts is abandoned (logged)."""
+        anchoring = self.anchoring
+        assert anchoring is not None
+        timeout = timedelta(seconds=anchoring.timeout_seconds)
+        outputs: list[Output] = []
+        for anchor in list(self.anchors.values()):  # pending: not confirmed, not abandoned
+            if not anchor.attempts:
+                continue
+            if self.anchored_size.get(anchor.stream, 0) > anchor.tree_size:
+                self._abandon(anchor)  # a later anchored root covers its events
+                self.anchor_outcomes["superseded"] += 1
+                continue
+            last = anchor.attempts[-1]
+            if last.failed_at is None:
+                if now - last.submitted_at < timeout:
+                    continue
+                self._time_out(anchor, now, timeout)
+                if last.failed_at is None:
+                    continue
+            if len(anchor.attempts) >= anchoring.attempts:
+                self._abandon(anchor)
+                self.anchor_outcomes["abandoned"] += 1
+                log.error("anchor of %s at size %d abandoned after %d attempts; the next "
+                          "checkpoint's anchor covers its events", anchor.stream,
+                          anchor.tree_size, len(anchor.attempts))
+                continue
+            if now - last.failed_at < anchoring.backoff(len(anchor.attempts)):
+                continue
+            outputs.extend(self._submit(anchor, now))
+        return outputs
+
+    def _abandon(self, anchor: OpenAnchor) -> None:
+        """No more attempts (a late TxConfirmed of an open one still confirms it)."""
+        anchor.abandoned = True
+        self.anchors.pop((anchor.stream, anchor.tree_size), None)
+
+    def _time_out(self, anchor: OpenAnchor, now: datetime, timeout: timedelta) -> None:
+        last = anchor.attempts[-1] if anchor.attempts else None
+        if last is not None and last.failed_at is None and now - last.submitted_at >= timeout:
+            last.failed_at = last.submitted_at + timeout  # still open: it may yet confirm
+            self.anchor_outcomes["timed_out"] += 1
+            log.warning("anchor of %s at size %d: no outcome of request %s after %s",
+                        anchor.stream, anchor.tree_size, last.request_id, timeout)
 
     def checkpoint(self, stream: Stream, now: datetime) -> list[Output]:
         size = stream.tree.size
@@ -246,26 +387,36 @@ class Notary:
         stream.checkpoint_at = now
         stream.recorded[size] = root
         stream.anchor_traffic = 0
+        self.checkpoint_ids[(stream.id, size)] = (signed.meta.event_id, now)
         if self.anchoring is not None:
-            outputs.extend(self._anchor(stream, signed, now))
+            outputs.extend(self._submit(self._anchoring_of(
+                stream.id, size, root, self.anchoring.chain_id, signed.meta.event_id), now))
         return outputs
 
-    def _anchor(self, stream: Stream, checkpoint: CheckpointSigned,
-                now: datetime) -> list[Output]:
+    def _submit(self, anchor: OpenAnchor, now: datetime) -> list[Output]:
+        """The next attempt at anchoring a checkpoint: AnchorSubmitted and its TxRequested."""
         anchoring = self.anchoring
         assert anchoring is not None
-        checkpoint_id = checkpoint.meta.event_id
+        stream = self._stream_by_id(anchor.stream)
+        number = len(anchor.attempts) + 1
+        position = 2 * (number - 1)
+        meta = self._meta(AnchorSubmitted, anchor.checkpoint_id, position, stream, now,
+                          correlation=stream.id)
         submitted = AnchorSubmitted(
-            meta=self._meta(AnchorSubmitted, checkpoint_id, 0, stream, now,
-                            correlation=stream.id),
-            stream_id=stream.id, tree_size=checkpoint.tree_size, root=checkpoint.root,
-            chain_id=anchoring.chain_id, request_id=derived_id(checkpoint_id, 1),
+            meta=meta, stream_id=stream.id, tree_size=anchor.tree_size, root=anchor.root,
+            chain_id=anchoring.chain_id,
+            request_id=derived_id(anchor.checkpoint_id, position + 1),
             anchor_address=anchoring.registry, tx_hash=None)
         out = self._append(stream, submitted)
         request = self._anchor_request(out.record)  # type: ignore[arg-type]
         self.anchor_requests.add(submitted.request_id)
-        self.open_anchors[submitted.request_id] = OpenAnchor(
-            stream.id, checkpoint.tree_size, checkpoint.root, anchoring.chain_id, request)
+        anchor.attempts.append(Attempt(submitted.request_id, number, now, request))
+        self.open_anchors[submitted.request_id] = anchor
+        self.anchor_outcomes["submitted" if number == 1 else "retried"] += 1
+        if number > 1:
+            log.warning("anchor of %s at size %d: attempt %d of %d (request %s)",
+                        anchor.stream, anchor.tree_size, number, anchoring.attempts,
+                        submitted.request_id)
         return [out, Output(self.tx_topic, request.meta.aggregate_id, request)]
 
     def _anchor_request(self, submitted: AnchorSubmitted) -> TxRequested:
@@ -290,7 +441,10 @@ class Notary:
 
     def resubmissions(self) -> list[Output]:
         return [Output(self.tx_topic, a.request.meta.aggregate_id, a.request)
-                for a in self.open_anchors.values() if a.request is not None]
+                for anchor in {id(o): o for o in self.open_anchors.values()}.values()
+                for a in anchor.attempts
+                if a.request is not None and a.request_id in self.open_anchors
+                and a.failed_at is None]
 
     # -- envelope --------------------------------------------------------------------------
 
@@ -308,4 +462,4 @@ class Notary:
         return Output(self.proof_topic, stream.id, sealed)
 
 
-__all__ = ["Anchoring", "Notary", "Output", "Stream"]
+__all__ = ["Anchoring", "Attempt", "Notary", "OpenAnchor", "Output", "Stream"]

@@ -13,6 +13,10 @@
     OMC_NOTARY_ANCHOR_REGISTRY     the AnchorRegistry address; default: the local stack's
                                    (<stack dir>/chain/demo.json)
     OMC_NOTARY_ANCHOR_MAX_FEE_WEI  max fee per gas an anchor may pay (200 gwei)
+    OMC_NOTARY_ANCHOR_ATTEMPTS     anchors of one checkpoint, retries included (5)
+    OMC_NOTARY_ANCHOR_RETRY_SECONDS  wait after a failed anchor before the next attempt
+                                   (30; doubles per attempt, at most an hour)
+    OMC_NOTARY_ANCHOR_TIMEOUT_SECONDS  an anchor with no outcome this long is retried (1800)
     OMC_NOTARY_BATCH               most messages per consumed batch (500)
     OMC_NOTARY_METRICS_PORT        Prometheus /metrics once the log is read (0: off; `omc up`
                                    sets the stack's 18096); OMC_NOTARY_METRICS_HOST (127.0.0.1)
@@ -49,6 +53,9 @@ class NotarySettings:
     anchor_registry: str | None
     anchor_max_fee_wei: int
     batch: int
+    anchor_attempts: int = 5
+    anchor_retry_seconds: int = 30
+    anchor_timeout_seconds: int = 1800
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     proofs_metrics_port: int = 0
@@ -87,6 +94,11 @@ class NotarySettings:
             anchor_max_fee_wei=options.number("OMC_NOTARY_ANCHOR_MAX_FEE_WEI", 200 * 10**9,
                                               1, 10**30),
             batch=options.number("OMC_NOTARY_BATCH", 500, 1, 100_000),
+            anchor_attempts=options.number("OMC_NOTARY_ANCHOR_ATTEMPTS", 5, 1, 100),
+            anchor_retry_seconds=options.number("OMC_NOTARY_ANCHOR_RETRY_SECONDS", 30, 0,
+                                                86_400),
+            anchor_timeout_seconds=options.number("OMC_NOTARY_ANCHOR_TIMEOUT_SECONDS", 1800,
+                                                  1, 10**7),
             metrics_port=options.number("OMC_NOTARY_METRICS_PORT", 0, 0, 65535),
             metrics_host=options.text("OMC_NOTARY_METRICS_HOST", "127.0.0.1"),
             proofs_metrics_port=options.number("OMC_PROJ_PROOFS_METRICS_PORT", 0, 0, 65535),

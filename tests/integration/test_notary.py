@@ -190,3 +190,98 @@ def test_the_real_tx_manager_sends_the_notarys_anchor_request(settings, fresh_to
                         registry=registry)
     assert report.ok, [str(f) for f in report.findings]
     assert report.anchors_on_chain == 1
+
+
+def test_a_failed_anchor_is_retried_when_funds_arrive(settings, fresh_topic, web3,
+                                                      funded_account):
+    """The real tx manager fails the anchor of an account without funds (TxFailed); funds
+    arrive; after its backoff the notary anchors the same checkpoint again with a new
+    request, which is mined; one AnchorConfirmed, and the root is on chain."""
+    import dataclasses
+    import uuid
+
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from eth_account import Account
+
+    from omc_audit.source import read_partitions
+    from omc_chain.signer import LocalKeySigner, Signers
+    from omc_events.catalogue import Catalogue
+    from omc_events.records import TxBroadcast, TxFailed, TxSigned
+    from omc_txmanager.app import build as build_manager
+    from omc_txmanager.settings import TxManagerSettings
+    from tests.support.auditlog import CATALOGUE, SCHEMAS
+
+    registry = deploy_contract(web3, funded_account, load_artifact("AnchorRegistry"))
+    poor = Account.create()  # no funds yet
+    log = AuditLog(settings, fresh_topic, task_partitions=1)
+    task_id, _ = log.task(events=5)
+    env = {"OMC_NOTARY_ANCHOR_RETRY_SECONDS": "10", "OMC_NOTARY_ANCHOR_ATTEMPTS": "3"}
+    notary = log.notary(every_events=5, anchor_sender=poor.address, registry=registry,
+                        extra=env)
+    log.settle(notary)
+    (first,) = log.tx_requests()
+    dead = fresh_topic()
+    catalogue = Catalogue({**log.catalogue.topics,
+                           dead: dataclasses.replace(CATALOGUE["omc.deadletter.v1"], name=dead)})
+    schemas = SchemaRegistryClient({"url": settings.schema_registry_url})
+    for name in catalogue[dead].records:
+        schemas.register_schema(catalogue[dead].subject(name),
+                                Schema(SCHEMAS.set.standalone_json(name), "AVRO"))
+    manager = build_manager(TxManagerSettings.from_env({
+        "OMC_TXMANAGER_TOPIC": log.tx_topic, "OMC_TXMANAGER_DEADLETTER_TOPIC": dead,
+        "OMC_TXMANAGER_GROUP": f"omc.test.txmanager.{uuid.uuid4().hex[:8]}",
+        "OMC_TXMANAGER_RPC_RETRIES": "1", "OMC_TXMANAGER_RPC_TIMEOUT": "5"}),
+        signers=Signers([LocalKeySigner(bytes(poor.key))]), catalogue=catalogue,
+        chain_id=31337)
+    manager.subscribe()
+
+    def tx_records():
+        return [log.codec.decode(m.value)
+                for m in read_partitions(settings.kafka_bootstrap, [(log.tx_topic, 0)])]
+
+    def until(found, what: str):
+        for _ in range(200):
+            manager.step()
+            records = tx_records()
+            if found(records):
+                return records
+        raise AssertionError(f"the tx manager did not {what}")
+
+    try:
+        until(lambda rs: any(isinstance(r, TxFailed) and r.request_id == first.request_id
+                             for r in rs), "fail the unfunded anchor")
+        web3.provider.make_request("anvil_setBalance", [poor.address, hex(10**18)])
+        log.settle(notary)  # reads the failure: within the backoff, nothing new
+        assert len(log.tx_requests()) == 1
+        log.clock.advance(10)
+        log.settle(notary)
+        requests = log.tx_requests()
+        assert len(requests) == 2
+        retry = requests[1]
+        assert retry.request_id != first.request_id
+        assert retry.data == first.data
+        records = until(lambda rs: any(isinstance(r, TxBroadcast)
+                                       and r.request_id == retry.request_id for r in rs),
+                        "broadcast the retried anchor")
+    finally:
+        manager.close()
+    (signed,) = [r for r in records if isinstance(r, TxSigned)
+                 and r.request_id == retry.request_id]
+    receipt = web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)
+    assert receipt["status"] == 1
+    log.confirm(retry, signed.tx_hash, receipt["blockNumber"],
+                "0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"))
+    log.settle(notary)
+    notary.close()
+    proof = log.proof_records()
+    submitted = [r for r in proof if isinstance(r, AnchorSubmitted)]
+    assert [s.request_id for s in submitted] == [first.request_id, retry.request_id]
+    assert len({(s.tree_size, s.root) for s in submitted}) == 1  # the same checkpoint
+    (confirmed,) = [r for r in proof if isinstance(r, AnchorConfirmed)]
+    assert confirmed.request_id == retry.request_id
+    assert notary.notary.anchor_outcomes == {"submitted": 1, "failed": 1, "retried": 1,
+                                             "confirmed": 1}
+    report = verify_log(settings, log.topics, task_id=task_id, trusted=(log.key.address,),
+                        registry=registry)
+    assert report.ok, [str(f) for f in report.findings]
+    assert report.anchors_on_chain == 1

@@ -147,7 +147,8 @@ class AuditLog:
     # -- the notary ------------------------------------------------------------------------
 
     def notary(self, every_events: int = 5, every_seconds: int = 60,
-               anchor_sender: str | None = None, registry: str | None = None) -> NotaryProcess:
+               anchor_sender: str | None = None, registry: str | None = None,
+               extra: dict[str, str] | None = None) -> NotaryProcess:
         env = {"OMC_NOTARY_TOPICS": ",".join(self.topics.events),
                "OMC_NOTARY_PROOF_TOPIC": self.topics.proof, "OMC_NOTARY_TX_TOPIC": self.tx_topic,
                "OMC_NOTARY_EVERY_EVENTS": str(every_events),
@@ -155,7 +156,7 @@ class AuditLog:
         if anchor_sender:
             env.update(OMC_NOTARY_ANCHOR_SENDER=anchor_sender,
                        OMC_NOTARY_ANCHOR_REGISTRY=registry or "")
-        settings = NotarySettings.from_env(env)
+        settings = NotarySettings.from_env({**env, **(extra or {})})
         process = build(settings, key=self.key, catalogue=self.catalogue, clock=self.clock)
         process.start()
         return process

@@ -176,3 +176,89 @@ def test_the_fast_signature_check_agrees_with_eth_account():
         assert signed_by(digest, signature, KEY.address) == expected
         assert not signed_by(digest, signature, other.address)
     assert not signed_by("0x" + "00" * 32, "0x" + "00" * 65, KEY.address)
+
+
+# -- anchor retries -------------------------------------------------------------------------
+
+RETRYING = dataclasses.replace(ANCHORING, attempts=3, retry_seconds=30, timeout_seconds=600)
+
+
+def _outcome(kind: str, request_id: str, position: int = 0):
+    record = sample(SCHEMAS.set, kind, aggregate_id="a", causation=request_id,
+                    position=position)
+    return dataclasses.replace(record, request_id=request_id)
+
+
+def _submitted(outputs) -> list[AnchorSubmitted]:
+    return [o.record for o in outputs if isinstance(o.record, AnchorSubmitted)]
+
+
+def test_a_failed_anchor_is_retried_after_its_backoff_and_confirmed_once():
+    notary = _notary(anchoring=RETRYING)
+    outputs = _feed(notary, _events(4))
+    [first] = _submitted(outputs)
+    failed_at = T0 + timedelta(seconds=5)
+    assert notary.observe("tx", 0, 0, b"", _outcome("omc.tx.TxFailed", first.request_id),
+                          failed_at) == []
+    assert notary.due(failed_at + timedelta(seconds=29)) == []  # the backoff
+    retry = notary.due(failed_at + timedelta(seconds=30))
+    assert [type(o.record) for o in retry] == [AnchorSubmitted, TxRequested]
+    second, request = retry[0].record, retry[1].record
+    assert (second.stream_id, second.tree_size, second.root) == (
+        first.stream_id, first.tree_size, first.root)
+    assert second.request_id != first.request_id == outputs[1].record.request_id
+    assert request.request_id == second.request_id
+    assert request.purpose == "ANCHOR"
+    assert second.meta.prev_hash == first.meta.hash  # on the stream's proof chain
+    assert notary.due(failed_at + timedelta(seconds=31)) == []  # the retry is open
+    # a restart from its records, replaying the failure, makes no third attempt
+    again = _notary(anchoring=RETRYING)
+    for out in outputs + retry:
+        if out.topic == "proof":
+            again.restore(out.record)
+    _feed(again, _events(4), now=failed_at)
+    again.observe("tx", 0, 0, b"", _outcome("omc.tx.TxFailed", first.request_id), failed_at)
+    assert again.due(failed_at + timedelta(seconds=120)) == []
+    assert [o.record for o in again.resubmissions()] == [request]
+    # the retry's confirmation anchors the checkpoint; the first's late one adds nothing
+    [out] = notary.observe("tx", 0, 1, b"", _outcome("omc.tx.TxConfirmed", second.request_id),
+                           failed_at)
+    assert isinstance(out.record, AnchorConfirmed)
+    assert (out.record.request_id, out.record.tree_size) == (second.request_id, 4)
+    assert notary.observe("tx", 0, 2, b"", _outcome("omc.tx.TxConfirmed", first.request_id,
+                                                    1), failed_at) == []
+    assert notary.due(T0 + timedelta(days=1)) == []
+    assert notary.anchor_outcomes == {"submitted": 1, "failed": 1, "retried": 1,
+                                      "confirmed": 1}
+
+
+def test_an_anchor_without_outcome_times_out_and_attempts_are_bounded():
+    notary = _notary(anchoring=RETRYING)
+    outputs = _feed(notary, _events(4))
+    [first] = _submitted(outputs)
+    assert notary.due(T0 + timedelta(seconds=599)) == []
+    assert notary.due(T0 + timedelta(seconds=600), ready=False) == []  # the log not read yet
+    [second] = _submitted(notary.due(T0 + timedelta(seconds=630)))  # timeout + 30 s backoff
+    failed = T0 + timedelta(seconds=700)
+    notary.observe("tx", 0, 0, b"", _outcome("omc.tx.TxFailed", second.request_id), failed)
+    assert notary.due(failed + timedelta(seconds=59)) == []  # 60 s after the 2nd attempt
+    [third] = _submitted(notary.due(failed + timedelta(seconds=60)))
+    notary.observe("tx", 0, 1, b"", _outcome("omc.tx.TxFailed", third.request_id), failed)
+    assert notary.due(failed + timedelta(days=1)) == []  # 3 attempts: abandoned
+    assert len({first.request_id, second.request_id, third.request_id}) == 3
+    assert notary.anchor_outcomes["abandoned"] == 1
+    # the first, timed out but open, may still land: the checkpoint is then anchored
+    [out] = notary.observe("tx", 0, 2, b"", _outcome("omc.tx.TxConfirmed", first.request_id),
+                           failed)
+    assert isinstance(out.record, AnchorConfirmed)
+    assert out.record.tree_size == 4
+
+
+def test_a_failed_anchor_is_not_retried_once_a_later_root_is_anchored():
+    notary = _notary(anchoring=RETRYING)
+    [first] = _submitted(_feed(notary, _events(4)))
+    [second] = _submitted(_feed(notary, _events(4, start=4)))
+    notary.observe("tx", 0, 0, b"", _outcome("omc.tx.TxFailed", first.request_id), T0)
+    notary.observe("tx", 0, 1, b"", _outcome("omc.tx.TxConfirmed", second.request_id), T0)
+    assert _submitted(notary.due(T0 + timedelta(hours=1))) == []
+    assert notary.anchor_outcomes["superseded"] == 1
