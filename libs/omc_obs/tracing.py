@@ -6,13 +6,18 @@ by the envelope (`EventMeta.traceparent`/`tracestate`, mirrored in the Kafka hea
         OTEL_* variables: OTEL_SDK_DISABLED=true turns tracing off; OTEL_SERVICE_NAME (else
         `service`), OTEL_RESOURCE_ATTRIBUTES; OTEL_TRACES_EXPORTER otlp (the default when
         OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set), console or
-        none; the OTLP exporter reads its own OTEL_EXPORTER_OTLP_* variables. Without an
-        exporter configured nothing is traced (None): the code paths below cost nothing.
+        none; OTLP is HTTP/protobuf to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (as given), else
+        OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces (else http://localhost:4318/v1/traces), with
+        OTEL_EXPORTER_OTLP_[TRACES_]HEADERS; timeouts, certificates and compression as the
+        exporter reads them. Without an exporter configured nothing is traced (None): the
+        code paths below cost one check.
     use(provider | None)                 set (tests: an in-memory exporter) or clear the provider
     enabled() -> bool
     tracer(name) -> Tracer               a no-op tracer while tracing is off
     context_of(traceparent, tracestate=None) -> Context   the remote parent of a message
     current_traceparent() -> (traceparent | None, tracestate | None)   for an envelope
+    carried(traceparent, tracestate=None) -> (traceparent, tracestate)   what an output
+        should carry: the current span's context inside a span, else the cause's unchanged
     continue_trace(name, traceparent, tracestate, kind=PRODUCER, **attributes)   context
         manager yielding the (traceparent, tracestate) to record in a new envelope: a span
         continuing the caller's trace (a new one without), or the caller's context unchanged
@@ -20,9 +25,13 @@ by the envelope (`EventMeta.traceparent`/`tracestate`, mirrored in the Kafka hea
     span_for(meta, name, kind=CONSUMER, **attributes)   context manager: a span whose parent
         is the envelope's trace context (a new trace when it has none), with the event's id,
         type, aggregate and correlation id as attributes; a no-op while tracing is off
-
-OTLP needs the `opentelemetry-exporter-otlp-proto-http` package, which is not a dependency
-yet: without it `configure` says so in one log line and traces nothing.
+    child(name, kind=INTERNAL, **attributes)   context manager: a span child of the current
+        one (yields None while tracing is off)
+    start(name, *, parent=None, traceparent=None, tracestate=None, kind=INTERNAL, **attrs)
+        -> Span | None   a span NOT made current (the caller ends it): child of `parent` (a
+        span), else of the trace context given, else of the current one; None while off
+    within(span | None)                  context manager: `span` is current inside (not ended)
+    traceparent_of(span | None) -> (traceparent | None, tracestate | None)
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -75,27 +85,45 @@ def configure(service: str, env: Mapping[str, str] | None = None) -> TracerProvi
         if name == "console":
             exporters.append(ConsoleSpanExporter())
         elif name == "otlp":
-            try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                    OTLPSpanExporter,
-                )
-            except ImportError:
-                log.warning("OTEL_TRACES_EXPORTER=otlp, but the package "
-                            "opentelemetry-exporter-otlp-proto-http is not installed: "
-                            "no traces are exported")
-                continue
-            exporters.append(OTLPSpanExporter())
+            exporters.append(otlp_exporter(env))
         elif name != "none":
             log.warning("OTEL_TRACES_EXPORTER=%s is not otlp, console or none: ignored", name)
     if not exporters:
         use(None)
         return None
-    attributes = {"service.name": env.get("OTEL_SERVICE_NAME") or service}
-    provider = TracerProvider(resource=Resource.create(attributes))  # and OTEL_RESOURCE_ATTRIBUTES
+    attributes: dict[str, Any] = dict(_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", "")))
+    attributes["service.name"] = env.get("OTEL_SERVICE_NAME") or service
+    provider = TracerProvider(resource=Resource.create(attributes))
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     use(provider)
     return provider
+
+
+def otlp_exporter(env: Mapping[str, str]) -> Any:
+    """The OTLP/HTTP (protobuf) span exporter the OTEL_EXPORTER_OTLP_* variables describe."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip().lower()
+    if protocol != "http/protobuf":
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s: only http/protobuf is installed; "
+                    "sending http/protobuf", protocol)
+    endpoint = (env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
+    if not endpoint:
+        base = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318").strip()
+        endpoint = base.rstrip("/") + "/v1/traces"
+    headers = dict(_pairs(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+                          or env.get("OTEL_EXPORTER_OTLP_HEADERS") or ""))
+    return OTLPSpanExporter(endpoint=endpoint, headers=headers or None)
+
+
+def _pairs(text: str) -> Iterator[tuple[str, str]]:
+    """`k1=v1,k2=v2` (values URL-encoded), as the OTEL_* list variables are written."""
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if sep and name.strip():
+            yield unquote(name.strip()), unquote(value.strip())
 
 
 def context_of(traceparent: str | None, tracestate: str | None = None) -> otel_context.Context:
@@ -111,6 +139,64 @@ def current_traceparent() -> tuple[str | None, str | None]:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier.get("traceparent"), carrier.get("tracestate")
+
+
+def carried(traceparent: str | None,
+            tracestate: str | None = None) -> tuple[str | None, str | None]:
+    """The trace context an output should carry: the current span's inside one (tracing on),
+    else the cause's unchanged."""
+    if _provider is not None and trace.get_current_span().get_span_context().is_valid:
+        return current_traceparent()
+    return traceparent, tracestate
+
+
+def traceparent_of(span: trace.Span | None) -> tuple[str | None, str | None]:
+    """`span`'s W3C trace context (None, None for no span)."""
+    if span is None or not span.get_span_context().is_valid:
+        return None, None
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent"), carrier.get("tracestate")
+
+
+def start(name: str, *, parent: trace.Span | None = None, traceparent: str | None = None,
+          tracestate: str | None = None, kind: SpanKind = SpanKind.INTERNAL,
+          **attributes: Any) -> trace.Span | None:
+    """A span not made current (the caller ends it); None while tracing is off."""
+    if _provider is None:
+        return None
+    if parent is not None:
+        context = trace.set_span_in_context(parent)
+    elif traceparent:
+        context = context_of(traceparent, tracestate)
+    else:
+        context = None
+    return tracer("omc").start_span(
+        name, context=context, kind=kind,
+        attributes={k: v for k, v in attributes.items() if v is not None})
+
+
+@contextlib.contextmanager
+def within(span: trace.Span | None) -> Iterator[trace.Span | None]:
+    """`span` is the current span inside the block (it is not ended at its end)."""
+    if span is None:
+        yield None
+        return
+    with trace.use_span(span, end_on_exit=False):
+        yield span
+
+
+@contextlib.contextmanager
+def child(name: str, kind: SpanKind = SpanKind.INTERNAL,
+          **attributes: Any) -> Iterator[trace.Span | None]:
+    """A span child of the current one; None while tracing is off."""
+    if _provider is None:
+        yield None
+        return
+    with tracer("omc").start_as_current_span(
+            name, kind=kind,
+            attributes={k: v for k, v in attributes.items() if v is not None}) as span:
+        yield span
 
 
 @contextlib.contextmanager

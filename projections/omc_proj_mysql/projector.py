@@ -42,6 +42,7 @@ from omc_events.codec import CodecError, Undecodable, UnknownSchema
 from omc_events.record import Record
 from omc_kafka.consumer import EventConsumer
 from omc_obs import tracing
+from omc_obs.handling import bound_to
 from omc_proj_mysql.apply import HANDLERS, At
 from omc_proj_mysql.convert import utc
 from omc_proj_mysql.metrics import Metrics
@@ -378,8 +379,9 @@ class Projector:
             return total
 
     def _refuse(self, item: Item, error: BaseException) -> Applied:
-        log.error("MySQL refused %s at %s/%s@%s: %s", getattr(item.record, "SCHEMA", "?"),
-                  item.at.topic, item.at.partition, item.at.offset, error)
+        with (bound_to(item.record) if item.record is not None else contextlib.nullcontext()):
+            log.error("MySQL refused %s at %s/%s@%s: %s", getattr(item.record, "SCHEMA", "?"),
+                      item.at.topic, item.at.partition, item.at.offset, error)
         if self.gate.dead_letters is not None and item.message is not None:
             self.gate.dead_letters.send(item.message, error)
         self.metrics.dead_letters.labels(self.projection, item.at.topic).inc()

@@ -15,6 +15,7 @@ import sys
 from omc_errors import ConfigError
 from omc_notary.app import build
 from omc_notary.settings import NotarySettings
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 from omc_obs.metrics import serve_metrics
 
@@ -27,6 +28,7 @@ def main() -> int:
         print(f"omc-notary: {error}", file=sys.stderr)
         return 2
     configure_logging("notary")
+    tracing.configure("notary")  # OTEL_* variables; off without an exporter
     process = build(settings)
     if once:
         process.start()

@@ -32,6 +32,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from opentelemetry.trace import SpanKind
 
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec, CodecError
@@ -39,6 +40,7 @@ from omc_events.record import Record
 from omc_kafka.producer import EventProducer, producer_config
 from omc_notary.notary import Anchoring, Notary, Output
 from omc_notary.settings import NotarySettings
+from omc_obs import tracing
 from omc_proofs.checkpoint import NotaryKey
 from omc_proofs.fastmeta import scan
 
@@ -196,11 +198,21 @@ class NotaryProcess:
             self.close()
 
     def _send(self, outputs: list[Output]) -> None:
-        for output in outputs:
-            self.producer.send(output.topic, output.record, key=output.key)
-        if outputs:
-            self.producer.flush()
-            self.written += len(outputs)
+        spans = [tracing.start(f"notary {o.record.SCHEMA}", kind=SpanKind.PRODUCER, **{
+            "omc.event_id": o.record.meta.event_id,  # type: ignore[attr-defined]
+            "omc.stream_id": getattr(o.record, "stream_id", None),
+            "omc.tree_size": getattr(o.record, "tree_size", None),
+            "omc.root": getattr(o.record, "root", None)})
+            for o in outputs] if tracing.enabled() else []  # a span per checkpoint/anchor
+        try:
+            for output in outputs:
+                self.producer.send(output.topic, output.record, key=output.key)
+            if outputs:
+                self.producer.flush()
+                self.written += len(outputs)
+        finally:
+            for span in spans:
+                span.end()
 
     @staticmethod
     def _error(message) -> bool:

@@ -12,6 +12,7 @@ import sys
 import faust
 
 from omc_errors import ConfigError
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 from omc_obs.logging import faust_logging_config
 from omc_runtime.app import create_app
@@ -25,6 +26,7 @@ def main() -> int:
         print(f"omc-runtime: {error}", file=sys.stderr)
         return 2
     handler = configure_logging("runtime")
+    tracing.configure("runtime")  # OTEL_* variables; off without an exporter
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=logging.getLogger().level, quiet=True,
                           logging_config=faust_logging_config(handler))

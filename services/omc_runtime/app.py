@@ -40,6 +40,7 @@ from omc_kafka.producer import DeliveryFailed, EventProducer, producer_config
 from omc_llm.attest import Attestor
 from omc_llm.model import LanguageModel
 from omc_llm.planner import LocalPlanner
+from omc_obs.handling import bound_to
 from omc_runtime import metrics
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS, Runtime
 from omc_runtime.settings import RuntimeSettings
@@ -134,21 +135,23 @@ def command_agent(codec: Codec, runtime: Runtime, dead_letters: DeadLetters,
         process exits non-zero (its supervisor restarts it; the offset stays uncommitted).
         Any other error is a bug this message triggers: it is dead-lettered, the stream goes
         on."""
-        for attempt in range(1, INFRA_ATTEMPTS + 1):
-            try:
-                await runtime.on_command(record, message.partition)
-                return
-            except INFRASTRUCTURE as error:
-                log.warning("command %s: %s (attempt %d of %d)", record.meta.event_id, error,
-                            attempt, INFRA_ATTEMPTS)
-                await asyncio.sleep(min(2 ** attempt, 30))
-            except Exception as error:
-                log.exception("command %s cannot be handled; dead-lettered",
-                              record.meta.event_id)
-                await asyncio.to_thread(dead_letters.send, _Message(message), error)
-                metrics.DEAD_LETTERS.inc()
-                return
-        log.critical("giving up on the infrastructure; exiting for the supervisor to restart")
+        with bound_to(record):  # its ids on the lines below
+            for attempt in range(1, INFRA_ATTEMPTS + 1):
+                try:
+                    await runtime.on_command(record, message.partition)
+                    return
+                except INFRASTRUCTURE as error:
+                    log.warning("command %s: %s (attempt %d of %d)", record.meta.event_id,
+                                error, attempt, INFRA_ATTEMPTS)
+                    await asyncio.sleep(min(2 ** attempt, 30))
+                except Exception as error:
+                    log.exception("command %s cannot be handled; dead-lettered",
+                                  record.meta.event_id)
+                    await asyncio.to_thread(dead_letters.send, _Message(message), error)
+                    metrics.DEAD_LETTERS.inc()
+                    return
+            log.critical("giving up on the infrastructure; exiting for the supervisor to "
+                         "restart")
         os._exit(70)
 
     return on_commands

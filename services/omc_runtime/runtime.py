@@ -21,11 +21,14 @@ calls the model or the chain.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry.trace import SpanKind
 
 from omc_chain.actions import build_action
 from omc_chain.errors import ActionInvalid, ChainUnavailable
@@ -66,6 +69,9 @@ from omc_llm.attest import Attestor
 from omc_llm.canonical import canonical_json
 from omc_llm.model import InferenceError, InferenceInput, LanguageModel, ToolCallOut
 from omc_llm.tools import TOOL_NAMES, InvalidToolCall, tool_schemas, validate_call
+from omc_obs import tracing
+from omc_obs.handling import handling
+from omc_obs.logging import bind
 from omc_runtime import metrics
 from omc_runtime.views import Agents, Requests, Tasks
 from omc_runtime.writer import ACTOR, Cause, Writer
@@ -126,14 +132,16 @@ class Runtime:
     # -- commands ------------------------------------------------------------------------------
 
     async def on_command(self, command: Record, partition: int) -> None:
-        """Answer one command from omc.commands.v1 (read from `partition`)."""
+        """Answer one command from omc.commands.v1 (read from `partition`), in a span whose
+        context what it causes carries, with its ids on every log line."""
         metrics.COMMANDS.labels(command.SCHEMA).inc()
-        if isinstance(command, TASK_COMMANDS):
-            await self._task_command(command, partition)
-        elif isinstance(command, AGENT_COMMANDS):
-            await self._agent_command(command)
-        else:
-            log.warning("ignoring %s: not a command the runtime answers", command.SCHEMA)
+        with handling(command, f"runtime {command.SCHEMA}"):
+            if isinstance(command, TASK_COMMANDS):
+                await self._task_command(command, partition)
+            elif isinstance(command, AGENT_COMMANDS):
+                await self._agent_command(command)
+            else:
+                log.warning("ignoring %s: not a command the runtime answers", command.SCHEMA)
 
     async def _task_command(self, command: Any, partition: int) -> None:
         task_id = command.task_id
@@ -221,7 +229,8 @@ class Runtime:
         if running is not None and not running.done():
             self._again.add(task_id)
             return
-        self._driving[task_id] = asyncio.get_running_loop().create_task(self._drive(task_id))
+        self._driving[task_id] = asyncio.get_running_loop().create_task(
+            self._drive(task_id), context=contextvars.Context())  # not the waker's log fields
 
     def wake_all(self) -> None:
         """Wake every unfinished task this process owns, and every one holding a budget
@@ -234,6 +243,16 @@ class Runtime:
                 self.wake(task_id)
 
     async def _drive(self, task_id: str) -> None:
+        state = self.tasks.get(task_id)  # its correlation id and trace are the command's
+        try:
+            with bind(task_id=task_id, correlation_id=state and state.correlation_id,
+                      traceparent=state and state.traceparent):
+                await self._drive_steps(task_id)
+        finally:
+            if self._driving.get(task_id) is asyncio.current_task():
+                del self._driving[task_id]
+
+    async def _drive_steps(self, task_id: str) -> None:
         try:
             while True:
                 self._again.discard(task_id)
@@ -245,9 +264,6 @@ class Runtime:
             log.warning("task %s waits for the chain: %s", task_id, error)
         except Exception:
             log.exception("task %s: step failed; it is retried on the next wake", task_id)
-        finally:
-            if self._driving.get(task_id) is asyncio.current_task():
-                del self._driving[task_id]
 
     async def _steps(self, task_id: str) -> None:
         for _ in range(STEPS_PER_WAKE):
@@ -255,28 +271,42 @@ class Runtime:
             agent = self.agents.get(state.submitted.agent_id) if state.submitted else None
             world = tasks.World(self.requests.outcomes, self.agents.exceeded)
             step = tasks.next_step(state, agent, world, self.clock(), self.limits)
-            match step:
-                case tasks.Emit(records=records):
-                    await self._append_task(task_id, records, _after(state))
-                case tasks.Infer():
-                    await self._infer(state, agent, step)
-                case tasks.Propose():
-                    await self._propose(state, step)
-                case tasks.Read(action=action):
-                    await self._read(state, action)
-                case tasks.Reserve():
-                    await self._ask_agent(state, step.action.action_id, ReserveBudget(
-                        meta=DRAFT, agent_id=state.submitted.agent_id, task_id=task_id,
-                        action_id=step.action.action_id, action=step.action, token=step.token,
-                        amount_wei=str(step.amount_wei), policy_version=step.policy_version))
+            if isinstance(step, tasks.Wait):
+                return
+            # a span per step, in the trace of the command that started the task; what the
+            # step writes carries the span's context (`_after`)
+            with tracing.continue_trace(f"runtime {type(step).__name__.lower()}",
+                                        state.traceparent, kind=SpanKind.INTERNAL,
+                                        **{"omc.task_id": task_id}):
+                if not await self._step(state, agent, step):
                     return
-                case tasks.Release(action_id=action_id):
-                    await self._ask_agent(state, action_id, ReleaseBudget(
-                        meta=DRAFT, agent_id=state.submitted.agent_id, task_id=task_id,
-                        action_id=action_id, reason=BudgetReleaseReason.TX_FAILED))
-                    return
-                case tasks.Wait():
-                    return
+
+    async def _step(self, state: tasks.TaskState, agent, step: Any) -> bool:
+        """Take one step; whether the task may take the next one at once."""
+        task_id = state.task_id
+        match step:
+            case tasks.Emit(records=records):
+                await self._append_task(task_id, records, _after(state))
+            case tasks.Infer():
+                await self._infer(state, agent, step)
+            case tasks.Propose():
+                await self._propose(state, step)
+            case tasks.Read(action=action):
+                await self._read(state, action)
+            case tasks.Reserve():
+                await self._ask_agent(state, step.action.action_id, ReserveBudget(
+                    meta=DRAFT, agent_id=state.submitted.agent_id, task_id=task_id,
+                    action_id=step.action.action_id, action=step.action, token=step.token,
+                    amount_wei=str(step.amount_wei), policy_version=step.policy_version))
+                return False
+            case tasks.Release(action_id=action_id):
+                await self._ask_agent(state, action_id, ReleaseBudget(
+                    meta=DRAFT, agent_id=state.submitted.agent_id, task_id=task_id,
+                    action_id=action_id, reason=BudgetReleaseReason.TX_FAILED))
+                return False
+            case _:
+                return False
+        return True
 
     async def _ask_agent(self, state: tasks.TaskState, action_id: str, command: Any) -> None:
         """Send an internal command to the agent's single writer, once per process (and per
@@ -308,8 +338,18 @@ class Runtime:
                                  messages=json.loads(requested.prompt),
                                  tools=tool_schemas(list(requested.tools)))
         try:
-            with metrics.INFERENCE.time():
+            with tracing.child(f"llm {requested.model}", SpanKind.CLIENT, **{
+                    "gen_ai.system": self.model.name, "gen_ai.request.model": requested.model,
+                    "omc.inference_id": requested.inference_id}) as span, \
+                    metrics.INFERENCE.time():
                 output = await self.model.complete(request)
+                if span is not None:
+                    span.set_attributes({
+                        "gen_ai.response.model": output.model,
+                        "gen_ai.usage.input_tokens": output.prompt_tokens,
+                        "gen_ai.usage.output_tokens": output.completion_tokens,
+                        "omc.llm.cost_usd": str(output.cost_usd),
+                        "omc.llm.cache_hit": output.cache_hit})
             _check_recordable(output)
         except InferenceError as error:
             await self._append_task(state.task_id, [InferenceFailed(
@@ -391,15 +431,20 @@ def _check_recordable(output: Any) -> None:
 
 
 def _cause(command: Any) -> Cause:
+    """What `command` causes comes from it, in the trace of the span handling it (tracing
+    on), else of the command."""
     meta = command.meta
     return Cause(event_id=meta.event_id, tenant=meta.tenant,
-                 correlation_id=meta.correlation_id, traceparent=meta.traceparent)
+                 correlation_id=meta.correlation_id,
+                 traceparent=tracing.carried(meta.traceparent)[0])
 
 
 def _after(state: tasks.TaskState) -> Cause:
-    """The cause of what the runtime does next on its own: the task's last event."""
+    """The cause of what the runtime does next on its own: the task's last event (in the
+    trace of the current step's span, else of the command that started the task)."""
     return Cause(event_id=state.last_event_id, tenant=state.tenant,
-                 correlation_id=state.correlation_id, traceparent=state.traceparent)
+                 correlation_id=state.correlation_id,
+                 traceparent=tracing.carried(state.traceparent)[0])
 
 
 def _history(state: tasks.TaskState) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import sys
 from omc_chain.errors import ChainError
 from omc_chain.signer import SignerError, Signers
 from omc_errors import ConfigError
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 from omc_txmanager.app import build
 from omc_txmanager.rpc import Rpc
@@ -25,6 +26,7 @@ log = logging.getLogger("omc_txmanager")
 
 def main() -> int:
     configure_logging("txmanager")
+    tracing.configure("txmanager")  # OTEL_* variables; off without an exporter
     for chatty in ("httpx", "httpx2", "httpcore"):  # one line per JSON-RPC call otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
@@ -48,7 +50,7 @@ def main() -> int:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1",
+        start_http_server(settings.metrics_port, addr=settings.metrics_host,
                           registry=manager.metrics.registry)
     stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT):

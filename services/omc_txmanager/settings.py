@@ -18,7 +18,8 @@
     OMC_TXMANAGER_INSTANCE_ID          static group membership (e.g. the pod name): a
                                        restarted instance gets its partitions back at once
                                        (empty: dynamic membership)
-    OMC_TXMANAGER_METRICS_PORT         Prometheus /metrics on 127.0.0.1 (0: off, default)
+    OMC_TXMANAGER_METRICS_PORT         Prometheus /metrics (0: off, default)
+    OMC_TXMANAGER_METRICS_HOST         interface of /metrics (127.0.0.1; 0.0.0.0 in a pod)
     keys: OMC_TXMANAGER_KEYSTORE_DIR, OMC_TXMANAGER_KEYSTORE_PASSWORD_FILE,
           OMC_TXMANAGER_KEY_FILES (see omc_chain.signer); none set: the local stack's
           <stack dir>/txmanager/keys/*.key
@@ -51,6 +52,7 @@ class TxManagerSettings:
     rpc_timeout: int
     rpc_retries: int
     metrics_port: int
+    metrics_host: str
     session_timeout_ms: int
     instance_id: str | None
 
@@ -79,6 +81,7 @@ class TxManagerSettings:
             rpc_timeout=options.number("OMC_TXMANAGER_RPC_TIMEOUT", 10, 1, 600),
             rpc_retries=options.number("OMC_TXMANAGER_RPC_RETRIES", 3, 0, 100),
             metrics_port=options.number("OMC_TXMANAGER_METRICS_PORT", 0, 0, 65535),
+            metrics_host=options.text("OMC_TXMANAGER_METRICS_HOST", "127.0.0.1"),
             session_timeout_ms=options.number("OMC_TXMANAGER_SESSION_TIMEOUT_MS", 10_000,
                                               6000, 3_600_000),
             instance_id=options.text("OMC_TXMANAGER_INSTANCE_ID", "") or None,

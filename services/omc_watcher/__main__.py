@@ -23,6 +23,7 @@ from omc_errors import ConfigError
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec
 from omc_kafka.producer import EventProducer, producer_config
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 from omc_watcher.metrics import serve_metrics
 from omc_watcher.rpc import Node
@@ -71,6 +72,7 @@ def main() -> int:
         print(f"omc-watcher: {error}", file=sys.stderr)
         return 2
     configure_logging("watcher")
+    tracing.configure("watcher")  # OTEL_* variables; off without an exporter
     try:
         asyncio.run(serve(settings))
     except Exception as error:

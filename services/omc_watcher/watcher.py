@@ -36,6 +36,8 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from opentelemetry.trace import SpanKind
+
 from omc_chain.errors import ChainUnavailable
 from omc_domain.chainview import (
     CHAIN,
@@ -54,6 +56,7 @@ from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_kafka.follow import TopicReader
 from omc_kafka.producer import EventProducer
+from omc_obs import tracing
 from omc_watcher.heads import follow_heads
 from omc_watcher.output import Output
 from omc_watcher.rpc import Node
@@ -280,11 +283,33 @@ class Watcher:
         window = self.view.window
         pending = self.tracker.pending_hashes()
         if pending:
-            await self._write(self.tracker.include(await self.node.receipts(pending), window))
+            await self._write_traced(
+                self.tracker.include(await self.node.receipts(pending), window))
         due = self.tracker.due(window)
         if due:
             hashes = [r.included.tx_hash for r in due if r.included is not None]
-            await self._write(self.tracker.settle(await self.node.receipts(hashes), window))
+            await self._write_traced(
+                self.tracker.settle(await self.node.receipts(hashes), window))
+
+    async def _write_traced(self, emits: list[Emit]) -> list[Record]:
+        """`_write`, with (tracing on) a span per receipts event, child of its request's
+        trace (its TxSigned's context), whose context the event carries."""
+        if not emits or not tracing.enabled():
+            return await self._write(emits)
+        spans = [tracing.start(
+            f"watcher {emit.record.SCHEMA}", traceparent=emit.traceparent,
+            kind=SpanKind.CONSUMER, **{
+                "omc.request_id": getattr(emit.record, "request_id", None),
+                "omc.tx_hash": getattr(emit.record, "tx_hash", None),
+                "omc.block_number": getattr(emit.record, "block_number", None),
+                "omc.correlation_id": emit.correlation_id}) for emit in emits]
+        try:
+            return await self._write([
+                dataclasses.replace(emit, traceparent=tracing.traceparent_of(span)[0])
+                for emit, span in zip(emits, spans, strict=True)])
+        finally:
+            for span in spans:
+                span.end()
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -54,16 +54,32 @@ def test_the_console_exporter_traces_under_the_service_name() -> None:
         tracing.use(None)
 
 
-def test_otlp_without_its_exporter_package_says_so_and_traces_nothing(caplog) -> None:
-    try:
-        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the OTLP exporter is installed")
+def test_otlp_is_the_default_with_an_endpoint_and_reads_the_standard_variables() -> None:
+    """(The exporter keeps its endpoint in a private attribute: read here, as nothing public
+    names it.)"""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    assert tracing.configure("gateway", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}) is None
-    assert "opentelemetry-exporter-otlp-proto-http" in caplog.text
+    try:
+        provider = tracing.configure("runtime", {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=acme,authorization=Basic%20abc",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,service.name=ignored"})
+        (processor,) = provider._active_span_processor._span_processors
+        exporter = processor._batch_processor._exporter
+        assert isinstance(exporter, OTLPSpanExporter)
+        assert exporter._endpoint == "http://collector:4318/v1/traces"
+        # the headers arrive at a real receiver: tests/integration/test_traces.py
+        assert provider.resource.attributes["deployment.environment"] == "test"
+        assert provider.resource.attributes["service.name"] == "runtime"
+    finally:
+        tracing.use(None)
+
+
+def test_a_traces_endpoint_is_used_as_given() -> None:
+    exporter = tracing.otlp_exporter({
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://otel.example:4318/custom",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://other:4318"})
+    assert exporter._endpoint == "https://otel.example:4318/custom"
 
 
 def test_a_span_for_a_message_is_the_child_of_its_envelopes_context(spans) -> None:
@@ -112,3 +128,41 @@ def test_a_malformed_traceparent_gives_no_parent(spans) -> None:
         pass
 
     assert spans.get_finished_spans()[0].parent is None
+
+
+def test_carried_is_the_current_spans_context_inside_a_span_else_the_causes(spans) -> None:
+    assert tracing.carried(PARENT, "v=1") == (PARENT, "v=1")  # no current span
+    with tracing.span_for(meta(PARENT), "handle") as span:
+        traceparent, _ = tracing.carried(PARENT)
+    assert traceparent.split("-")[2] == f"{span.context.span_id:016x}"
+    assert traceparent.split("-")[1] == PARENT.split("-")[1]
+
+
+def test_carried_passes_the_cause_through_while_tracing_is_off() -> None:
+    assert tracing.carried(PARENT) == (PARENT, None)
+    assert tracing.traceparent_of(None) == (None, None)
+
+
+def test_started_spans_are_not_current_and_take_the_parent_given(spans) -> None:
+    request = tracing.start("request", traceparent=PARENT, kind=SpanKind.CONSUMER)
+    assert tracing.carried(None) == (None, None)  # not made current
+    sign = tracing.start("sign", parent=request)
+    with tracing.within(request):
+        with tracing.child("inner", SpanKind.CLIENT, size=3) as inner:
+            pass
+        assert tracing.carried(None)[0] == tracing.traceparent_of(request)[0]
+    sign.end()
+    request.end()
+
+    assert inner.parent.span_id == request.context.span_id
+    assert sign.parent.span_id == request.context.span_id
+    assert request.parent.span_id == int(PARENT.split("-")[2], 16)
+    assert {s.context.trace_id for s in spans.get_finished_spans()} == {
+        int(PARENT.split("-")[1], 16)}
+    assert inner.kind == SpanKind.CLIENT and inner.attributes["size"] == 3
+
+
+def test_start_child_and_within_cost_nothing_while_tracing_is_off() -> None:
+    assert tracing.start("x", traceparent=PARENT) is None
+    with tracing.within(None) as current, tracing.child("y") as child:
+        assert (current, child) == (None, None)
