@@ -51,10 +51,11 @@ it; the restart rebuilds from the log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -66,6 +67,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from opentelemetry.trace import Span, SpanKind
 
 from omc_chain.errors import ChainUnavailable
 from omc_chain.signer import Signers
@@ -88,6 +90,8 @@ from omc_events.records import (
 )
 from omc_kafka.deadletter import DeadLetters
 from omc_kafka.producer import DeliveryFailed, EventProducer
+from omc_obs import tracing
+from omc_obs.handling import bound_to
 from omc_txmanager.fees import market_fees
 from omc_txmanager.metrics import Metrics
 from omc_txmanager.rpc import (
@@ -173,6 +177,7 @@ class TxManager:
         self._market: Fees | None = None
         self._warned: set[str] = set()
         self.counts = {"signed": 0, "broadcast": 0, "replaced": 0, "failed": 0}
+        self._spans: dict[str, Span] = {}  # request id -> its span, while it is signed and sent
 
     # -- Kafka side ---------------------------------------------------------------------------
 
@@ -348,25 +353,50 @@ class TxManager:
         if not requests:
             return
         signed: list[tuple[SentTx, Replace | None]] = []
+        if tracing.enabled():  # a span per request, parent of its sign and broadcast spans
+            self._spans = {r.request_id: tracing.start(
+                f"txmanager {TxRequested.SCHEMA}", traceparent=r.meta.traceparent,
+                tracestate=r.meta.tracestate, kind=SpanKind.CONSUMER,
+                **{"omc.request_id": r.request_id, "omc.event_id": r.meta.event_id,
+                   "omc.correlation_id": r.meta.correlation_id, "omc.account": state.key})
+                for r in requests}
         try:
-            market = self._market_fees()
-            for request in requests:
-                if request.purpose == TxPurpose.CANCEL:
-                    decision = accounts.cancellation(state, request, market)
-                    if isinstance(decision, Failure):
-                        self._fail(state, decision, request.meta.event_id, _BY_REQUEST_FAILED)
-                        continue
-                    signed.append((self._sign_replacement(state, decision, request.meta.event_id,
-                                                          _BY_REQUEST_SIGNED), decision))
-                    continue
-                tx = self._sign_new(state, request)
-                if tx is not None:
-                    signed.append((tx, None))
-        except ChainUnavailable as error:  # what is signed is still sent below
-            log.warning("account %s: the chain is unavailable, the remaining requests wait: "
-                        "%s", state.key, error)
-        self._flush()  # TxSigned acknowledged BEFORE anything is broadcast
-        self.broadcast(state, signed)
+            try:
+                market = self._market_fees()
+                for request in requests:
+                    with bound_to(request), self._traced(request.request_id, "sign"):
+                        if request.purpose == TxPurpose.CANCEL:
+                            decision = accounts.cancellation(state, request, market)
+                            if isinstance(decision, Failure):
+                                self._fail(state, decision, request.meta.event_id,
+                                           _BY_REQUEST_FAILED)
+                                continue
+                            signed.append((self._sign_replacement(
+                                state, decision, request.meta.event_id, _BY_REQUEST_SIGNED),
+                                decision))
+                            continue
+                        tx = self._sign_new(state, request)
+                        if tx is not None:
+                            signed.append((tx, None))
+            except ChainUnavailable as error:  # what is signed is still sent below
+                log.warning("account %s: the chain is unavailable, the remaining requests "
+                            "wait: %s", state.key, error)
+            self._flush()  # TxSigned acknowledged BEFORE anything is broadcast
+            self.broadcast(state, signed)
+        finally:
+            spans, self._spans = self._spans, {}
+            for span in spans.values():
+                span.end()
+
+    @contextlib.contextmanager
+    def _traced(self, request_id: str, name: str) -> Iterator[None]:
+        """A child span of the request's span (nothing when it has none: tracing off)."""
+        parent = self._spans.get(request_id)
+        if parent is None:
+            yield
+            return
+        with tracing.within(parent), tracing.child(name):
+            yield
 
     def _sign_new(self, state: AccountState, request: TxRequested) -> SentTx | None:
         try:
@@ -423,16 +453,23 @@ class TxManager:
         nonce order; record what happened to each (TxReplaced too for a replacement)."""
         if not batch:
             return
+        sends = [tracing.start("broadcast", parent=self._spans[tx.request_id],
+                               kind=SpanKind.CLIENT, **{"omc.tx_hash": tx.tx_hash})
+                 for tx, _ in batch if tx.request_id in self._spans]
         try:
-            outcomes = self.rpc.send_raw_many([tx.raw_tx for tx, _ in batch])
-        except ChainUnavailable as error:
-            log.warning("broadcast of %d transaction(s) waits for the chain: %s", len(batch),
-                        error)
-            return
-        for (tx, decision), outcome in zip(batch, outcomes, strict=True):
-            accepted = self._settle(state, tx, outcome, rebroadcast=False)
-            if accepted and decision is not None:
-                self._replaced(state, tx, decision)
+            try:
+                outcomes = self.rpc.send_raw_many([tx.raw_tx for tx, _ in batch])
+            except ChainUnavailable as error:
+                log.warning("broadcast of %d transaction(s) waits for the chain: %s",
+                            len(batch), error)
+                return
+            for (tx, decision), outcome in zip(batch, outcomes, strict=True):
+                accepted = self._settle(state, tx, outcome, rebroadcast=False)
+                if accepted and decision is not None:
+                    self._replaced(state, tx, decision)
+        finally:
+            for span in sends:
+                span.end()
 
     def _replaced(self, state: AccountState, tx: SentTx, decision: Replace) -> None:
         if decision.request_id == decision.replaced_request_id:  # STUCK
@@ -536,13 +573,15 @@ class TxManager:
         """
         request = state.requests[request_id].request
         head = state.head
+        span = self._spans.get(request_id)  # while it is handled (tracing on): its span's
+        traceparent, tracestate = (tracing.traceparent_of(span) if span is not None
+                                   else (request.meta.traceparent, request.meta.tracestate))
         meta = EventMeta(
             event_id=derived_id(cause, position), event_type=record.SCHEMA, schema_version=1,
             aggregate_type=accounts.ACCOUNT, aggregate_id=state.key,
             sequence=head.sequence + 1, occurred_at=self.clock(), tenant=request.meta.tenant,
             actor=ACTOR, correlation_id=request.meta.correlation_id, causation_id=cause,
-            traceparent=request.meta.traceparent, tracestate=request.meta.tracestate,
-            prev_hash=head.hash, hash="")
+            traceparent=traceparent, tracestate=tracestate, prev_hash=head.hash, hash="")
         schemas = self.codec.schemas
         unsealed = dataclasses.replace(record, meta=meta)
         canonical = schemas.encode(unsealed)
