@@ -2,19 +2,30 @@
 
 The gateway (in-process, memory adapters) opens a producer span per command and records its
 W3C trace context in the envelope; the agent runtime (the real Runtime, in-process through
-tests/support/runtime_harness) copies it into every event the command causes; the MySQL
-projector, reading those records from real Kafka topics into a real database, opens a span
-per event whose parent is that context, and so does the Redis projector. Spans go to an
-in-memory exporter.
+tests/support/runtime_harness) opens a span per command it handles (a child of that context)
+and per step it takes, and the events it writes carry them; the MySQL projector, reading
+those records from real Kafka topics into a real database, opens a span per event whose
+parent is the span the event names, and so does the Redis projector. Spans go to an
+in-memory exporter. The OTLP exporter, configured by the OTEL_* variables, is checked against
+a receiver of this test (OTLP/HTTP protobuf). The whole pipeline's trace (tx manager, watcher
+too): tests/e2e/test_trace_e2e.py.
 """
 
 # ruff: noqa: F811 (the fixtures `log` and `registry` are imported from test_proj_redis)
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -92,7 +103,9 @@ def test_a_commands_trace_runs_from_the_gateway_through_the_runtime_to_the_proje
                 if s.name.startswith("project ")}
     agent_span = published[register.meta.correlation_id]
     task_span = published[submit.meta.correlation_id]
-    cause_of = {submit.meta.traceparent: task_span, register.meta.traceparent: agent_span}
+    by_id = {s.context.span_id: s for s in finished}
+    trace_of = {submit.meta.correlation_id: task_span.context.trace_id,
+                register.meta.correlation_id: agent_span.context.trace_id}
 
     # the caller's trace goes on; without one the gateway starts a trace
     assert f"{task_span.context.trace_id:032x}" == CALLER.split("-")[1]
@@ -105,11 +118,16 @@ def test_a_commands_trace_runs_from_the_gateway_through_the_runtime_to_the_proje
     traced = [r for r in [register, submit, *caused] if r.meta.traceparent]
     assert {r.meta.event_type for r in traced} >= {
         "omc.command.SubmitTask", "omc.task.TaskSubmitted", "omc.agent.AgentRegistered"}
-    for record in traced:
-        span, cause = by_event[record.meta.event_id], cause_of[record.meta.traceparent]
-        assert span.context.trace_id == cause.context.trace_id
-        assert span.parent.span_id == cause.context.span_id
+    for record in traced:  # the span it names is a span of its command's trace
+        span = by_event[record.meta.event_id]
+        named = by_id[int(record.meta.traceparent.split("-")[2], 16)]
+        assert span.parent.span_id == named.context.span_id
+        assert span.context.trace_id == named.context.trace_id
+        assert span.context.trace_id == trace_of[record.meta.correlation_id]
         assert span.kind == SpanKind.CONSUMER
+    # the runtime's span for the command is the child of the gateway's
+    (handled,) = [s for s in finished if s.name == "runtime omc.command.SubmitTask"]
+    assert handled.parent.span_id == task_span.context.span_id
     # a record without a trace context is projected in a trace of its own
     for record in [r for r in caused if not r.meta.traceparent]:
         assert by_event[record.meta.event_id].parent is None
@@ -121,6 +139,19 @@ def test_every_event_a_command_causes_carries_its_trace_context(
 
     task_events = [r for r in caused if r.meta.aggregate_type == "task"]
     assert [r.meta.event_type for r in task_events if r.meta.traceparent is None] == []
+    trace_id = submit.meta.traceparent.split("-")[1]
+    assert {r.meta.traceparent.split("-")[1] for r in task_events} == {trace_id}
+    # each names a span of the runtime's (the command's handling or a step), not the gateway's
+    names = {s.context.span_id: s.name for s in spans.get_finished_spans()}
+    assert {names[int(r.meta.traceparent.split("-")[2], 16)].split(" ")[0]
+            for r in task_events} == {"runtime"}
+
+
+def test_without_tracing_the_events_carry_the_commands_context_unchanged() -> None:
+    _, caused, _, submit = run_runtime()
+
+    task_events = [r for r in caused if r.meta.aggregate_type == "task"]
+    assert task_events
     assert all(r.meta.traceparent == submit.meta.traceparent for r in task_events)
 
 
@@ -144,7 +175,73 @@ def test_the_redis_projectors_spans_are_children_of_the_commands_span(spans, log
     for record in (submit, *task_events):
         span = projected[record.meta.event_id]
         if record.meta.traceparent:
-            assert span.parent.span_id == task_span.context.span_id
+            assert f"{span.parent.span_id:016x}" == record.meta.traceparent.split("-")[2]
             assert span.context.trace_id == task_span.context.trace_id
         else:
             assert span.parent is None
+    assert projected[submit.meta.event_id].parent.span_id == task_span.context.span_id
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver: keeps (path, headers, decoded request) of every POST."""
+
+    received: ClassVar[list[tuple[str, dict[str, str], ExportTraceServiceRequest]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.received.append((self.path, {k.lower(): v for k, v in self.headers.items()},
+                              request))
+        answer = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list]]:
+    Receiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", Receiver.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_otlp_exporter_the_otel_variables_describe_delivers_the_spans(receiver) -> None:
+    url, received = receiver
+    provider = tracing.configure("proj-mysql", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_HEADERS": "x-omc-tenant=acme",
+        "OTEL_SERVICE_NAME": "omc-proj-mysql-eu", "OTEL_RESOURCE_ATTRIBUTES":
+            "deployment.environment=ci"})
+    try:
+        meta = SimpleNamespace(event_id="e-1", event_type="omc.task.TaskSubmitted",
+                               aggregate_type="task", aggregate_id="t-1", correlation_id="c-1",
+                               tenant="acme", traceparent=CALLER, tracestate=None)
+        with tracing.span_for(meta, "project omc.task.TaskSubmitted"):
+            pass
+        assert provider.force_flush(10_000)
+    finally:
+        provider.shutdown()
+        tracing.use(None)
+
+    (path, headers, request), = received
+    assert path == "/v1/traces"
+    assert headers["x-omc-tenant"] == "acme"
+    assert headers["content-type"] == "application/x-protobuf"
+    (resource_spans,) = request.resource_spans
+    resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert resource["service.name"] == "omc-proj-mysql-eu"
+    assert resource["deployment.environment"] == "ci"
+    (span,) = [s for scope in resource_spans.scope_spans for s in scope.spans]
+    assert span.name == "project omc.task.TaskSubmitted"
+    assert span.trace_id.hex() == CALLER.split("-")[1]
+    assert span.parent_span_id.hex() == CALLER.split("-")[2]
+    assert {a.key: a.value.string_value for a in span.attributes}["omc.event_id"] == "e-1"
