@@ -1,6 +1,9 @@
 """Portable audit bundles: one JSON file that `omc audit verify --bundle` checks offline.
 
     {"format": "openmcp-chain/audit-bundle@1", "task_id", "exported_at", "notary": [signers],
+     "ranges":       [{"stream_id", "first_offset", "last_offset", "first_leaf",
+                       "last_leaf"}]     a range bundle's claims (task_id null); a task
+                                         bundle has none
      "events":       [{"topic", "partition", "offset", "key", "value"}]   wire bytes, base64
      "proof_events": [ same ]      the proof topic's records of the streams concerned
      "schemas":      {"<schema id>": <writer schema>}   every schema those messages name
@@ -28,7 +31,7 @@ from omc_errors import OmcError
 from omc_events.avro import Schemas
 from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec
-from omc_proofs.audit import AnchorReceipt, Evidence, InclusionProof, Stored
+from omc_proofs.audit import AnchorReceipt, Evidence, InclusionProof, RangeClaim, Stored
 
 FORMAT = "openmcp-chain/audit-bundle@1"
 
@@ -57,7 +60,7 @@ def stored_from_json(d: dict[str, Any]) -> Stored:
 
 @dataclass
 class Bundle:
-    task_id: str
+    task_id: str | None  # None: a range bundle (evidence.ranges says what it holds)
     exported_at: str
     evidence: Evidence
     schemas: dict[int, dict[str, Any]]
@@ -67,7 +70,7 @@ class Bundle:
         e = self.evidence
         return {
             "format": FORMAT, "task_id": self.task_id, "exported_at": self.exported_at,
-            "notary": self.notary,
+            "notary": self.notary, "ranges": [asdict(c) for c in e.ranges],
             "events": [stored_to_json(m) for m in e.events],
             "proof_events": [stored_to_json(m) for m in e.proof_events],
             "schemas": {str(k): v for k, v in sorted(self.schemas.items())},
@@ -82,6 +85,12 @@ class Bundle:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise BundleInvalid(f"not an audit bundle ({FORMAT})")
         try:
+            task_id = None if d["task_id"] is None else str(d["task_id"])
+            ranges = [RangeClaim(str(c["stream_id"]), int(c["first_offset"]),
+                                 int(c["last_offset"]), int(c["first_leaf"]),
+                                 int(c["last_leaf"])) for c in d.get("ranges") or []]
+            if (task_id is None) == (not ranges):
+                raise ValueError("a bundle holds a task_id or ranges (one of them)")
             evidence = Evidence(
                 events=[stored_from_json(m) for m in d["events"]],
                 proof_events=[stored_from_json(m) for m in d["proof_events"]],
@@ -90,9 +99,10 @@ class Bundle:
                                        tuple(str(h) for h in p["audit_path"]))
                         for p in d["proofs"]],
                 receipts=[AnchorReceipt(**r) for r in d["anchors"]],
-                task_id=str(d["task_id"]), chained={f"task/{d['task_id']}"})
+                task_id=task_id, chained={f"task/{task_id}"} if task_id else None,
+                ranges=ranges, runs=not task_id)
             schemas = {int(k): v for k, v in d["schemas"].items()}
-            return cls(str(d["task_id"]), str(d["exported_at"]), evidence, schemas,
+            return cls(task_id, str(d["exported_at"]), evidence, schemas,
                        list(d.get("notary") or []))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BundleInvalid(f"the bundle is malformed: {type(error).__name__}: "

@@ -2,6 +2,8 @@
 
     verify_log(settings, topics=Topics(), task_id=None, trusted=(), registry=None) -> Report
     export_task(settings, task_id, topics=Topics(), registry=None) -> Bundle
+    export_range(settings, ranges, topics=Topics(), since=None, until=None,
+                 registry=None) -> Bundle
     verify_bundle(bundle, chain=None, trusted=(), registry=None) -> Report
 
 `verify_log` reads the log itself (never a projection): with `task_id`, only the partition
@@ -10,6 +12,9 @@ is not there) and that stream's proof records; otherwise every partition of ever
 `export_task` collects the task's events as stored, its stream's proof records, the writer
 schemas, RFC 9162 inclusion proofs against the newest anchored (else newest) checkpoint
 covering each event, and the chain's answer for each anchor (a recorded receipt).
+`export_range` does the same for ranges of the log (omc_audit.ranges): every message of
+each range, as stored, ending at the newest checkpoint (what is not covered yet cannot be
+proven, and is left out), with the range each stream holds (offsets and leaves) declared.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from omc_audit.bundle import Bundle, bundle_codec
 from omc_audit.onchain import ChainRoots
+from omc_audit.ranges import LogRange, RangeInvalid, select
 from omc_audit.source import partition_for, partitions, read_partitions
 from omc_config import Settings
 from omc_errors import OmcError
@@ -30,6 +36,7 @@ from omc_proofs.audit import (
     AnchorReceipt,
     Evidence,
     InclusionProof,
+    RangeClaim,
     Report,
     Stored,
     audit,
@@ -200,18 +207,72 @@ def export_task(settings: Settings, task_id: str, topics: Topics = Topics(), *,
         proof += mine
         signers |= s
     proof.sort(key=lambda m: (m.topic, m.partition, m.offset))
+    evidence = Evidence(events=events, proof_events=proof, proofs=proofs, receipts=receipts,
+                        task_id=task_id, chained={f"task/{task_id}"})
+    return Bundle(task_id=task_id, exported_at=_stamp(now), evidence=evidence,
+                  schemas=_schemas(codec, [*events, *proof]), notary=sorted(signers))
+
+
+def _stamp(now: datetime | None) -> str:
+    return (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+
+
+def _schemas(codec: Codec, messages: list[Stored]) -> dict[int, dict]:
+    """Every writer schema the messages name, by id."""
     schemas = {}
-    for m in (*events, *proof):
+    for m in messages:
         try:
             schema_id = schema_id_of(m.value)
         except OmcError:
             continue
         schemas[schema_id] = codec.writer(schema_id).schema
+    return schemas
+
+
+def export_range(settings: Settings, ranges: list[LogRange], topics: Topics = Topics(), *,
+                 since: datetime | None = None, until: datetime | None = None,
+                 registry: str | None = None, now: datetime | None = None) -> Bundle:
+    """A bundle of ranges of the log (no range: every partition of every event topic),
+    narrowed to [since, until) by event time. A range with nothing proven is left out."""
+    codec = _codec(settings)
+    chain = _chain(settings)
+    bootstrap = settings.kafka_bootstrap
+    if not ranges:
+        ranges = [LogRange(t, p) for t in topics.events for p in partitions(bootstrap, t)]
+    streams = [r.stream for r in ranges]
+    if len(set(streams)) != len(streams):
+        raise RangeInvalid("a stream is named by more than one range; give one range each")
+    proof_log = read_partitions(bootstrap, [(topics.proof, p)
+                                            for p in partitions(bootstrap, topics.proof)])
+    events, proofs, receipts, proof, signers = [], [], [], [], set()
+    claims: list[RangeClaim] = []
+    for wanted in ranges:
+        if wanted.partition not in partitions(bootstrap, wanted.topic):
+            raise RangeInvalid(f"{wanted.topic} has no partition {wanted.partition}")
+        held = read_partitions(bootstrap, [(wanted.topic, wanted.partition)])
+        found = select(wanted, held, since, until)
+        if found is None:
+            continue
+        mine = [m for m in proof_log if m.key == wanted.stream.encode()]
+        e, p, r, s = _stream_part(codec, chain, held, set(range(found[0], found[1] + 1)),
+                                  mine, registry)
+        proven = {(x.topic, x.partition, x.offset) for x in p}
+        e = [m for m in e if (m.topic, m.partition, m.offset) in proven]  # a covered prefix
+        if not e:
+            continue
+        first, last = found[0], found[0] + len(e) - 1
+        claims.append(RangeClaim(wanted.stream, held[first].offset, held[last].offset,
+                                 first, last))
+        events += e
+        proofs += p
+        receipts += r
+        proof += mine
+        signers |= s
+    proof.sort(key=lambda m: (m.topic, m.partition, m.offset))
     evidence = Evidence(events=events, proof_events=proof, proofs=proofs, receipts=receipts,
-                        task_id=task_id, chained={f"task/{task_id}"})
-    return Bundle(task_id=task_id,
-                  exported_at=(now or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
-                  evidence=evidence, schemas=schemas, notary=sorted(signers))
+                        chained=None, ranges=claims, runs=True)
+    return Bundle(task_id=None, exported_at=_stamp(now), evidence=evidence,
+                  schemas=_schemas(codec, [*events, *proof]), notary=sorted(signers))
 
 
 def verify_bundle(bundle: Bundle, *, chain: ChainRoots | None = None,

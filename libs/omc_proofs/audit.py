@@ -15,6 +15,10 @@ not complete, and recorded anchor receipts. The checks:
     streams      checkpoint's offsets; no checkpoint covers more than the stream holds
     partial      every event has an inclusion proof against a checkpoint it verifies against,
     streams      within that checkpoint's signed offset range; every proof has its event
+    ranges       (a range bundle) the events of each declared range are exactly the leaves
+                 first_leaf..last_leaf of its stream, in offset order, and no event lies
+                 outside a declared range; chain links are checked between an aggregate's
+                 events inside the bundle (its first one there starts the run)
     anchors      each AnchorConfirmed names a signed checkpoint's root, and the chain's
                  AnchorRegistry.rootOf(stream, size) holds that root (or, offline, the
                  recorded receipt says so, and the report says it was not checked live)
@@ -71,6 +75,7 @@ CODES = {
     "anchor_mismatch": "an anchor names a root no signed checkpoint has",
     "not_anchored": "the chain does not hold the anchored root",
     "incomplete": "a task bundle's last event (refusals aside) is not the task's terminal one",
+    "range": "a range bundle does not hold exactly the events of its declared range",
 }
 TERMINAL = ("omc.task.TaskCompleted", "omc.task.TaskFailed", "omc.task.TaskCancelled")
 
@@ -123,6 +128,18 @@ class AnchorReceipt:
     root_on_chain: str | None
 
 
+@dataclass(frozen=True)
+class RangeClaim:
+    """What a range bundle says it holds: every message of `stream_id` from `first_offset`
+    to `last_offset`, which are the leaves `first_leaf`..`last_leaf` of its tree."""
+
+    stream_id: str
+    first_offset: int
+    last_offset: int
+    first_leaf: int
+    last_leaf: int
+
+
 @dataclass
 class Evidence:
     events: list[Stored] = field(default_factory=list)
@@ -140,6 +157,9 @@ class Evidence:
     #                                  prev_hash checked; None: every aggregate. Others (a
     #                                  task's transactions in a bundle) are a subset of
     #                                  their aggregate: own hashes and inclusion only
+    ranges: list[RangeClaim] = field(default_factory=list)  # a range bundle's claims
+    runs: bool = False  # aggregates are held from some event on (a range): the first one
+    #                     held starts the chain, each next one must follow it
 
 
 @dataclass(frozen=True)
@@ -199,7 +219,7 @@ def _key(m: Stored) -> tuple[str, int, int]:
 
 
 def _check_chains(messages: list[Stored], report: Report, chained: set[str] | None = None,
-                  ) -> dict[tuple[str, int, int], bytes]:
+                  runs: bool = False) -> dict[tuple[str, int, int], bytes]:
     """docs/envelope.md's three checks for every message (omc_events.chain's primitives,
     one reading of each meta), and offsets increasing per partition. Returns each message's
     leaf (omc_proofs.leaves' definition), read in the same pass."""
@@ -236,7 +256,12 @@ def _check_chains(messages: list[Stored], report: Report, chained: set[str] | No
             continue
         if chained is not None and aggregate not in chained:
             continue
-        head = heads.get(aggregate, ChainHead())
+        head = heads.get(aggregate)
+        if head is None:
+            head = ChainHead()
+            if runs and meta["sequence"] != 1:  # the run starts here: nothing before it held
+                heads[aggregate] = ChainHead(meta["sequence"], stored)
+                continue
         if meta["sequence"] != head.sequence + 1:
             report.add("sequence", m.where, f"{label}: follows {head.sequence} (an event is "
                        "missing or out of order)")
@@ -269,7 +294,7 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     `kind(value)` names a message's record (from its schema id) so that only the events
     with something more to check (inferences) are decoded; without it every one is."""
     report = Report(events=len(evidence.events), proof_events=len(evidence.proof_events))
-    leaves = _check_chains(evidence.events, report, evidence.chained)
+    leaves = _check_chains(evidence.events, report, evidence.chained, evidence.runs)
     events_by_stream: dict[str, list[Stored]] = defaultdict(list)
     for m in evidence.events:
         events_by_stream[m.stream].append(m)
@@ -403,6 +428,8 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
             report.add("missing_event", proof.where, f"an inclusion proof (leaf "
                        f"{proof.leaf_index}) names this event, which is not there")
 
+    _check_ranges(evidence, proofs, report)
+
     # -- anchors ---------------------------------------------------------------------------
     receipts = {(r.stream_id, r.tree_size): r for r in evidence.receipts}
     live_note = False
@@ -435,6 +462,34 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
         report.notes.append("the chain was not reachable: anchors were checked against the "
                             "receipts recorded in the bundle, not live")
     return report
+
+
+def _check_ranges(evidence: Evidence, proofs: dict[tuple[str, int, int], InclusionProof],
+                  report: Report) -> None:
+    """A range bundle holds every leaf of each declared range, and nothing else."""
+    if not evidence.ranges:
+        return
+    claimed = {c.stream_id: c for c in evidence.ranges}
+    by_stream: dict[str, list[Stored]] = defaultdict(list)
+    for m in evidence.events:
+        claim = claimed.get(m.stream)
+        if claim is None or not claim.first_offset <= m.offset <= claim.last_offset:
+            report.add("range", m.where, "the event is outside every declared range")
+            continue
+        by_stream[m.stream].append(m)
+    for claim in evidence.ranges:
+        held = sorted(by_stream.get(claim.stream_id, []), key=lambda m: m.offset)
+        where = (f"range {claim.stream_id} offsets {claim.first_offset}..{claim.last_offset}"
+                 f" (leaves {claim.first_leaf}..{claim.last_leaf})")
+        indices = [p.leaf_index if (p := proofs.get(_key(m))) else None for m in held]
+        if indices != list(range(claim.first_leaf, claim.last_leaf + 1)):
+            report.add("range", where, f"holds {len(held)} events, not the "
+                       f"{claim.last_leaf - claim.first_leaf + 1} leaves of the range in "
+                       "order: events were removed, added or moved")
+        elif held and (held[0].offset, held[-1].offset) != (claim.first_offset,
+                                                              claim.last_offset):
+            report.add("range", where, f"its events run from offset {held[0].offset} to "
+                       f"{held[-1].offset}")
 
 
 def _inference_ok(event: InferenceCompleted) -> bool:

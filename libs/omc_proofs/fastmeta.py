@@ -1,7 +1,7 @@
 """Reading the envelope of an Avro body fast: the EventMeta prefix scanned by hand.
 
     scan(body) -> Meta(event_id, aggregate_type, aggregate_id, sequence, prev_hash, hash,
-                       hash_start, end)
+                       hash_start, end, occurred_at_us)
 
 The same answer as omc_events.chain.read_meta for this build's EventMeta layout (15 fields:
 uuid string, string, int, string, string, long, timestamp long, string, string, string,
@@ -24,6 +24,7 @@ class Meta(NamedTuple):
     hash: str
     hash_start: int
     end: int
+    occurred_at_us: int = 0  # meta.occurred_at, microseconds since the Unix epoch
 
 
 def _long(body: bytes, i: int) -> tuple[int, int]:
@@ -57,7 +58,7 @@ def scan(body: bytes) -> Meta:
         aggregate_type, i = _bytes(body, i)
         aggregate_id, i = _bytes(body, i)
         sequence, i = _long(body, i)
-        _, i = _long(body, i)             # occurred_at
+        occurred_at, i = _long(body, i)
         for _ in range(3):                # tenant, actor, correlation_id
             _, i = _bytes(body, i)
         for _ in range(3):                # causation_id, traceparent, tracestate
@@ -70,6 +71,6 @@ def scan(body: bytes) -> Meta:
         start = i
         stored, i = _bytes(body, i)
         return Meta(event_id.decode(), aggregate_type.decode(), aggregate_id.decode(),
-                    sequence, prev_hash.decode(), stored.decode(), start, i)
+                    sequence, prev_hash.decode(), stored.decode(), start, i, occurred_at)
     except (IndexError, UnicodeDecodeError) as error:
         raise ValueError(f"not an envelope: {error}") from None

@@ -7,6 +7,12 @@
         and inclusion proof, and asks the chain for every anchored root. Prints each
         failing event and what failed; exit 1 on any failure.
     omc audit export TASK [-o FILE]         a portable bundle (default audit-<task>.json)
+    omc audit export --range TOPIC:PARTITION[:FROM-TO] ... [--since T] [--until T]
+                     [--proof-topic TOPIC] [-o FILE]
+                                            a bundle of ranges of the log (offsets
+                                            inclusive; --since/--until narrow each range to
+                                            the events of that time, ISO 8601; without
+                                            --range: every partition of every event topic)
     omc audit report TASK [--format json|html] [-o FILE]
 
 Trusted notaries: --notary, else the local notary's address (<stack dir>/notary/
@@ -24,8 +30,9 @@ import click
 
 from omc_audit.bundle import Bundle
 from omc_audit.onchain import ChainRoots
+from omc_audit.ranges import parse_range, parse_time
 from omc_audit.report import render_html, task_report
-from omc_audit.verify import export_task, verify_bundle, verify_log
+from omc_audit.verify import Topics, export_range, export_task, verify_bundle, verify_log
 from omc_cli.friendly import friendly
 from omc_config import Settings
 from omc_proofs.audit import Report
@@ -114,19 +121,45 @@ def verify(everything: bool, task_id: str | None, bundle: Path | None,
 
 
 @audit.command("export")
-@click.argument("task_id")
+@click.argument("task_id", required=False)
+@click.option("--range", "ranges", multiple=True, metavar="TOPIC:PARTITION[:FROM-TO]",
+              help="A range of the log, offsets inclusive (repeatable).")
+@click.option("--since", default=None, help="Only events at or after this time (ISO 8601).")
+@click.option("--until", default=None, help="Only events before this time (ISO 8601).")
+@click.option("--proof-topic", default=Topics().proof, show_default=True,
+              help="Where the notary's checkpoints are.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--registry", default=None, help="The AnchorRegistry address to trust.")
 @friendly
-def export(task_id: str, output: Path | None, registry: str | None) -> None:
-    """Write TASK's portable audit bundle (events as stored, schemas, proofs, anchors)."""
+def export(task_id: str | None, ranges: tuple[str, ...], since: str | None,
+           until: str | None, proof_topic: str, output: Path | None,
+           registry: str | None) -> None:
+    """Write TASK's portable audit bundle (events as stored, schemas, proofs, anchors), or
+    one of ranges of the log (--range, --since, --until)."""
+    by_range = bool(ranges or since or until)
+    if (task_id is None) != by_range:
+        raise click.UsageError("give a TASK, or --range/--since/--until (not both)")
     settings = Settings.from_env()
-    bundle = export_task(settings, task_id, registry=anchor_registry(settings, registry))
-    path = output or Path(f"audit-{task_id}.json")
+    pinned = anchor_registry(settings, registry)
+    if task_id is not None:
+        bundle = export_task(settings, task_id, registry=pinned)
+        path = output or Path(f"audit-{task_id}.json")
+    else:
+        bundle = export_range(settings, [parse_range(r) for r in ranges],
+                              Topics(proof=proof_topic),
+                              since=parse_time(since) if since else None,
+                              until=parse_time(until) if until else None, registry=pinned)
+        path = output or Path("audit-range.json")
     bundle.save(path)
     e = bundle.evidence
     click.echo(f"{path}: {len(e.events)} events, {len(e.proofs)} inclusion proofs, "
                f"{len(e.proof_events)} proof records, {len(e.receipts)} anchor receipts")
+    for claim in e.ranges:
+        click.echo(f"  {claim.stream_id} offsets {claim.first_offset}..{claim.last_offset} "
+                   f"(leaves {claim.first_leaf}..{claim.last_leaf})")
+    if by_range and len(e.ranges) < max(len(ranges), 1):
+        click.echo("note: a range with no event checkpointed yet (or none in the time "
+                   "window) is not in the bundle; the notary checkpoints new events soon")
     if len(e.proofs) < len(e.events):
         click.echo(f"note: {len(e.events) - len(e.proofs)} event(s) not yet covered by a "
                    "checkpoint; export again after the notary's next one")
