@@ -285,7 +285,7 @@ def test_a_cancel_replaces_the_pending_transaction_by_a_zero_value_transfer_to_s
     records = txlog.run_until(manager, lambda rs: of(rs, TxFailed))
 
     (failed,) = of(records, TxFailed)
-    assert (failed.request_id, failed.code) == (target.request_id, TxFailureCode.NONCE_TOO_LOW)
+    assert (failed.request_id, failed.code) == (target.request_id, TxFailureCode.CANCELLED)
     assert cancel.request_id in failed.detail
     assert verify(txlog.bodies())[1] == []
 
