@@ -42,6 +42,10 @@ Node errors, and what the tx manager does (deterministic; the node's message is 
     stuck timer      not included after   TxSigned(replaces_tx_hash) → ack → broadcast →
                      N blocks             TxBroadcast, TxReplaced; after K replacements or
                                           at the cap: TxFailed REPLACEMENT_CAP
+    timer            a CANCEL confirmed   the target: TxFailed CANCELLED (detail: the cancel
+                                          request and its transaction)
+    timer            the target confirmed the CANCEL: TxFailed NONCE_TOO_LOW ("too late")
+                     before its CANCEL
 
 A failure of a transaction no node accepted frees its nonce for the next request. Kafka
 errors (an unacknowledged write, a broker gone) and registry outages are not handled here:
@@ -114,6 +118,7 @@ _HASH_LENGTH = b"\x80\x01"  # Avro's zig-zag varint of 64, the length of a hash 
 _BY_REQUEST_SIGNED, _BY_REQUEST_FAILED, _BY_REQUEST_REPLACED = 0, 1, 2
 _BY_TX_FAILED, _BY_TX_RESIGNED, _BY_TX_REPLACEMENT = 0, 10_000, 10_001
 _BY_TX_REPLACED, _BY_TX_CAP, _BY_TX_CANCELLED = 10_002, 10_003, 10_004
+_BY_TX_TOO_LATE = 10_005
 
 
 @dataclass(frozen=True)
@@ -638,10 +643,18 @@ class TxManager:
                 by = state.latest_tx(cancel)
                 assert by is not None
                 self._fail(state, Failure(
-                    target.request_id, TxFailureCode.NONCE_TOO_LOW,
+                    target.request_id, TxFailureCode.CANCELLED,
                     f"cancelled by request {cancel.request_id}: its transaction {by.tx_hash} "
-                    f"used nonce {by.nonce}", last.tx_hash if last else None, by.nonce),
-                    by.signed_event_id, _BY_TX_CANCELLED)
+                    f"used nonce {by.nonce} and is confirmed", last.tx_hash if last else None,
+                    by.nonce), by.signed_event_id, _BY_TX_CANCELLED)
+            for cancel, target in accounts.too_late(state):
+                by = state.latest_tx(cancel)
+                assert by is not None
+                self._fail(state, Failure(
+                    cancel.request_id, TxFailureCode.NONCE_TOO_LOW,
+                    f"too late to cancel request {target.request_id}: its transaction "
+                    f"{target.included} is confirmed at nonce {by.nonce}", by.tx_hash,
+                    by.nonce), by.signed_event_id, _BY_TX_TOO_LATE)
 
     def _gauges(self, owned: list[str]) -> None:
         pending = unsettled = 0
