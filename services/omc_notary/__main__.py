@@ -12,6 +12,8 @@ from __future__ import annotations
 import signal
 import sys
 
+from prometheus_client import REGISTRY
+
 from omc_errors import ConfigError
 from omc_notary.app import build
 from omc_notary.settings import NotarySettings
@@ -41,9 +43,14 @@ def main() -> int:
     stopping: list[bool] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
-    process.run(lambda: bool(stopping), started=lambda: serve_metrics(
-        "omc_notary_records_written", "Checkpoints, anchor requests and anchors written",
-        lambda: process.written, settings.metrics_port, settings.metrics_host))
+    def started() -> None:
+        if settings.metrics_port:
+            REGISTRY.register(process.metrics.registry)
+        serve_metrics("omc_notary_records_written", "Checkpoints, anchor requests and "
+                      "anchors written", lambda: process.written, settings.metrics_port,
+                      settings.metrics_host)
+
+    process.run(lambda: bool(stopping), started=started)
     return 0
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import (
@@ -38,6 +39,7 @@ from omc_events.catalogue import Catalogue
 from omc_events.codec import Codec, CodecError
 from omc_events.record import Record
 from omc_kafka.producer import EventProducer, producer_config
+from omc_notary.metrics import NotaryMetrics
 from omc_notary.notary import Anchoring, Notary, Output
 from omc_notary.settings import NotarySettings
 from omc_obs import tracing
@@ -47,6 +49,8 @@ from omc_proofs.fastmeta import scan
 log = logging.getLogger(__name__)
 
 SOURCE = "omc/notary"
+LAG_EVERY = 15.0  # seconds between samples of the notary's lag (a watermark query each)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -79,6 +83,8 @@ class NotaryProcess:
         self.start_ends: dict[tuple[str, int], int] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.written = 0
+        self.metrics = NotaryMetrics()
+        self._lag_sampled = 0.0
 
     def _consumer(self) -> Consumer:
         return Consumer({"bootstrap.servers": self.settings.base.kafka_bootstrap,
@@ -151,27 +157,44 @@ class NotaryProcess:
                 continue
             topic, partition = message.topic(), message.partition()
             self.positions[(topic, partition)] = message.offset() + 1
-            record, event_id = self._read(topic, message.value())
+            record, event_id, occurred_at = self._read(topic, message.value())
             outputs += self.notary.observe(topic, partition, message.offset(),
                                            message.value(), record, self.clock(),
-                                           event_id=event_id)
+                                           event_id=event_id, occurred_at=occurred_at)
         outputs += self.notary.due(self.clock(), self.ready)
+        self.metrics.observe(self.notary, outputs)
         self._send(outputs)
+        self._sample_lag()
         return len(messages)
 
-    def _read(self, topic: str, value: bytes | None) -> tuple[Record | None, str | None]:
+    def _sample_lag(self) -> None:
+        """omc_notary_lag_events: what the event topics hold beyond what was read."""
+        if self.consumer is None or time.monotonic() - self._lag_sampled < LAG_EVERY:
+            return
+        self._lag_sampled = time.monotonic()
+        behind = 0
+        for (topic, partition), position in self.positions.items():
+            high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=5, cached=False)[1]
+            behind += max(0, high - position)
+        self.metrics.lag.set(behind)
+
+    def _read(self, topic: str, value: bytes | None,
+              ) -> tuple[Record | None, str | None, datetime | None]:
         """The record on the tx topic (anchors' outcomes are there); elsewhere only the
-        event id, read from the envelope without decoding the record (a restart replays
-        the whole log: this is most of its cost)."""
+        event id and time, read from the envelope without decoding the record (a restart
+        replays the whole log: this is most of its cost)."""
         if topic != self.settings.tx_topic:
             try:
-                return None, scan((value or b"")[5:]).event_id
-            except ValueError:
+                meta = scan((value or b"")[5:])
+                return None, meta.event_id, _EPOCH + timedelta(
+                    microseconds=meta.occurred_at_us)
+            except (ValueError, OverflowError):
                 pass
         try:
-            return self.codec.decode(value), None
+            return self.codec.decode(value), None, None
         except CodecError:
-            return None, None
+            return None, None, None
 
     def checkpoint_now(self) -> int:
         """Read every event topic to where it ends now, then checkpoint every stream with
@@ -184,6 +207,7 @@ class NotaryProcess:
         for stream in self.notary.streams.values():
             if stream.tree.size - stream.checkpoint_size > stream.anchor_traffic:
                 outputs += self.notary.checkpoint(stream, self.clock())
+        self.metrics.observe(self.notary, outputs)
         self._send(outputs)
         return self.written - before
 

@@ -119,11 +119,19 @@ def test_checkpoint_now_covers_every_event_once(settings, fresh_topic):
     notary = log.notary(every_events=1000)  # thresholds never reached
     assert notary.checkpoint_now() == 2  # one checkpoint per task partition
     assert notary.checkpoint_now() == 0  # nothing new
-    notary.close()
+    metric = notary.metrics.registry.get_sample_value
+    assert sum(metric("omc_notary_checkpoints_signed_total",
+                      {"topic": log.topics.task, "partition": str(p)}) or 0
+               for p in (0, 1)) == 2
     report = verify_log(settings, log.topics, trusted=(log.key.address,))
     assert report.ok, [str(f) for f in report.findings]
     assert not report.notes  # every event covered
     assert report.checkpoints == 2
+    log.task(events=3)  # written, not read yet: the notary's lag
+    notary._lag_sampled = 0.0
+    notary._sample_lag()
+    assert metric("omc_notary_lag_events") == 3
+    notary.close()
 
 
 def test_the_real_tx_manager_sends_the_notarys_anchor_request(settings, fresh_topic, web3,
@@ -281,6 +289,16 @@ def test_a_failed_anchor_is_retried_when_funds_arrive(settings, fresh_topic, web
     assert confirmed.request_id == retry.request_id
     assert notary.notary.anchor_outcomes == {"submitted": 1, "failed": 1, "retried": 1,
                                              "confirmed": 1}
+    metric = notary.metrics.registry.get_sample_value
+    for outcome in ("submitted", "failed", "retried", "confirmed"):
+        assert metric("omc_notary_anchors_total", {"outcome": outcome}) == 1
+    stream = {"topic": log.topics.task, "partition": "0"}
+    assert metric("omc_notary_checkpoints_signed_total", stream) == 1
+    assert metric("omc_notary_events_covered_total", stream) == 5
+    assert metric("omc_notary_checkpoint_delay_seconds_count") == 1
+    assert metric("omc_notary_checkpoint_delay_seconds_sum") == 0  # signed when written
+    assert metric("omc_notary_anchor_delay_seconds_count") == 1
+    assert metric("omc_notary_anchor_delay_seconds_sum") == 10  # the backoff the clock ran
     report = verify_log(settings, log.topics, task_id=task_id, trusted=(log.key.address,),
                         registry=registry)
     assert report.ok, [str(f) for f in report.findings]
