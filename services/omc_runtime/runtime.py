@@ -135,7 +135,8 @@ class Runtime:
         """Answer one command from omc.commands.v1 (read from `partition`), in a span whose
         context what it causes carries, with its ids on every log line."""
         metrics.COMMANDS.labels(command.SCHEMA).inc()
-        with handling(command, f"runtime {command.SCHEMA}"):
+        with handling(command, f"runtime {command.SCHEMA}"), \
+                metrics.COMMAND_SECONDS.labels(command.SCHEMA).time():
             if isinstance(command, TASK_COMMANDS):
                 await self._task_command(command, partition)
             elif isinstance(command, AGENT_COMMANDS):

@@ -659,8 +659,10 @@ class TxManager:
     def _gauges(self, owned: list[str]) -> None:
         pending = unsettled = 0
         waiting: set[str] = set()
+        by_state = dict.fromkeys(accounts.Status, 0)
         for key in owned:
             for request in self.states[key].requests.values():
+                by_state[request.status] += 1
                 pending += request.status == accounts.Status.REQUESTED
                 if request.status == accounts.Status.SIGNED:
                     unsettled += 1
@@ -669,6 +671,8 @@ class TxManager:
             self.since = {h: b for h, b in self.since.items() if h in waiting}
         self.metrics.pending.set(pending)
         self.metrics.unsettled.set(unsettled)
+        for status, count in by_state.items():
+            self.metrics.requests.labels(status.value).set(count)
         self.metrics.rpc_failovers.set(self.rpc.failovers)
 
     def _replace(self, state: AccountState, stuck: list[accounts.RequestState],

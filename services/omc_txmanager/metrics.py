@@ -31,3 +31,6 @@ class Metrics:
                              "not signed yet.", registry=r)
         self.unsettled = Gauge("omc_txmanager_unsettled_transactions", "Requests of owned "
                                "accounts signed but not included yet.", registry=r)
+        self.requests = Gauge("omc_txmanager_requests", "Requests of owned accounts, by "
+                              "state: requested, signed, included, confirmed, failed.",
+                              ["state"], registry=r)

@@ -15,6 +15,9 @@ COUNTED = {
     "logs": "Contract events reported (removals included)",
     "receipts_events": "TxIncluded, TxConfirmed, TxReorged and TxFailed events written",
     "steps": "Steps taken (a look at the chain)",
+    "gas_used": "Gas used by the transactions confirmed (TxConfirmed)",
+    "fees_wei": "Fees paid in wei (gas used times effective gas price) by the transactions "
+                "confirmed; a metric, not money: the events hold the exact amounts",
 }
 
 

@@ -54,6 +54,7 @@ from omc_domain.chainview import (
 from omc_errors import OmcError
 from omc_events.envelope import ChainHead
 from omc_events.record import Record
+from omc_events.records import TxConfirmed
 from omc_kafka.follow import TopicReader
 from omc_kafka.producer import EventProducer
 from omc_obs import tracing
@@ -95,6 +96,8 @@ class Counters:
     logs: int = 0
     receipts_events: int = 0
     steps: int = 0
+    gas_used: int = 0
+    fees_wei: int = 0  # gas used times the effective gas price, of confirmed transactions
 
 
 class Watcher:
@@ -336,7 +339,18 @@ class Watcher:
             else:
                 self.tracker.evolve(record)
                 self.counters.receipts_events += 1
+                if isinstance(record, TxConfirmed):
+                    self._spent(record)
         return [record for _, _, record, _ in items]
+
+
+    def _spent(self, confirmed: TxConfirmed) -> None:
+        """Count the gas (and fee) a confirmed transaction spent, from its inclusion."""
+        request = self.tracker.requests.get(confirmed.request_id)
+        included = request.included if request is not None else None
+        if included is not None and included.tx_hash == confirmed.tx_hash:
+            self.counters.gas_used += included.gas_used
+            self.counters.fees_wei += included.gas_used * int(included.effective_gas_price_wei)
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float,

@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client import REGISTRY
 
 from omc_chain.signer import LocalKeySigner, Signers
 from omc_config import Settings
@@ -38,10 +39,11 @@ from omc_events.records import TxBroadcast, TxConfirmed, TxIncluded, TxRequested
 from omc_kafka.producer import EventProducer
 from omc_obs import tracing
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS
+from omc_txmanager.manager import TxManager
 from omc_watcher.__main__ import catalogue_for
 from omc_watcher.rpc import Node
 from omc_watcher.settings import WatcherSettings
-from omc_watcher.watcher import Watcher
+from omc_watcher.watcher import Counters, Watcher
 from tests.e2e.test_runtime_e2e import policy
 from tests.integration.conftest import fresh_topic, kafka_admin, stack  # noqa: F401
 from tests.integration.test_proj_mysql_support import Log, fresh_database
@@ -91,8 +93,8 @@ def gateway_commands(signer: str, recipient: str) -> tuple[object, object]:
     return register, submit
 
 
-def watch(txlog: TxLog, chain_topic: str, settings: Settings, url: str) -> None:
-    """Run the watcher over the tx topic until it recorded TxConfirmed."""
+def watch(txlog: TxLog, chain_topic: str, settings: Settings, url: str) -> Counters:
+    """Run the watcher over the tx topic until it recorded TxConfirmed; its counters."""
     env = {"OMC_WATCHER_TX_TOPIC": txlog.topic, "OMC_WATCHER_CHAIN_TOPIC": chain_topic,
            "OMC_WATCHER_RPC_URL": url, "OMC_WATCHER_WS_URL": "off",
            "OMC_WATCHER_CHAIN_ID": str(CHAIN_ID), "OMC_WATCHER_CONFIRMATIONS": "1",
@@ -123,6 +125,11 @@ def watch(txlog: TxLog, chain_topic: str, settings: Settings, url: str) -> None:
             await watcher.close()
 
     asyncio.run(go())
+    return watcher.counters
+
+
+def state_count(manager: TxManager, state: str) -> float | None:
+    return manager.metrics.registry.get_sample_value("omc_txmanager_requests", {"state": state})
 
 
 def chain_of(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[ReadableSpan]:
@@ -160,12 +167,21 @@ def test_the_spans_of_one_transfer_link_every_service_in_one_trace(
                                 rpc_urls=anvil.url)
         txlog.run_until(manager, lambda records: any(isinstance(r, TxBroadcast)
                                                      for r in records))
+        # tx manager -> watcher; the tx manager folds the outcome (its gauge by state)
+        counters = watch(txlog, fresh_topic(), settings, anvil.url)
+        txlog.run_until(manager, lambda _: state_count(manager, "confirmed") == 1)
+        assert state_count(manager, "signed") == state_count(manager, "requested") == 0
     finally:
         txlog.close()
-
-    # tx manager -> watcher, then the outcome back to the runtime
-    watch(txlog, fresh_topic(), settings, anvil.url)
     tx_records = txlog.records()
+    receipt = anvil.call("eth_getTransactionReceipt", next(
+        r.tx_hash for r in tx_records if isinstance(r, TxSigned)))
+    assert counters.gas_used == int(receipt["gasUsed"], 16) == 21_000  # gas spent, counted
+    assert counters.fees_wei == 21_000 * int(receipt["effectiveGasPrice"], 16)
+    assert REGISTRY.get_sample_value("omc_runtime_command_seconds_count",
+                                     {"type": "omc.command.SubmitTask"}) >= 1
+
+    # the outcome back to the runtime
     confirmed = next(r for r in tx_records if isinstance(r, TxConfirmed))
     harness.writer.put(TX_EVENTS, confirmed, key)
     asyncio.run(harness.settle())
