@@ -21,6 +21,7 @@ to the gateway's span, through each service; the records carry the spans' contex
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -145,7 +146,9 @@ def span_of(traceparent: str, by_id: dict[int, ReadableSpan]) -> ReadableSpan:
 
 
 def test_the_spans_of_one_transfer_link_every_service_in_one_trace(
-        spans, stack, settings: Settings, fresh_topic, anvil: PrivateAnvil) -> None:
+        spans, stack, settings: Settings, fresh_topic, anvil: PrivateAnvil,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     sender, recipient = Account.create(), Account.create().address
     anvil.call("anvil_setBalance", sender.address, hex(10**18))
 
@@ -249,3 +252,9 @@ def test_the_spans_of_one_transfer_link_every_service_in_one_trace(
         assert record.meta.traceparent.split("-")[1] == CALLER.split("-")[1], record
     assert all(s.context.trace_id == trace_id for s in finished
                if s.attributes.get("omc.correlation_id") == submit.meta.correlation_id)
+    # the signing key is in no log line, no span and no record
+    secret = bytes(sender.key).hex()
+    assert any(r.name.startswith("omc_txmanager") for r in caplog.records)
+    assert secret not in caplog.text.lower()
+    assert secret not in " ".join(f"{s.name} {dict(s.attributes)} {s.events}" for s in finished)
+    assert secret not in " ".join(repr(r) for r in [submit, *caused, *tx_records]).lower()
