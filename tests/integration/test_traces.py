@@ -15,6 +15,7 @@ too): tests/e2e/test_trace_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -245,3 +246,25 @@ def test_the_otlp_exporter_the_otel_variables_describe_delivers_the_spans(receiv
     assert span.trace_id.hex() == CALLER.split("-")[1]
     assert span.parent_span_id.hex() == CALLER.split("-")[2]
     assert {a.key: a.value.string_value for a in span.attributes}["omc.event_id"] == "e-1"
+
+
+def test_the_notary_opens_a_span_per_checkpoint_it_writes(spans, stack, settings,
+                                                         fresh_topic) -> None:
+    from tests.support.auditlog import AuditLog
+
+    log = AuditLog(settings, fresh_topic)
+    log.tasks(2, random.Random(5))
+    notary = log.notary(every_events=1000)
+    try:
+        written = notary.checkpoint_now()
+    finally:
+        notary.close()
+
+    checkpoints = [s for s in spans.get_finished_spans()
+                   if s.name == "notary omc.proof.CheckpointSigned"]
+    assert len(checkpoints) == written >= 1
+    for span in checkpoints:
+        assert span.kind == SpanKind.PRODUCER
+        assert span.attributes["omc.stream_id"].startswith(f"{log.topics.task}:")
+        assert span.attributes["omc.tree_size"] > 0
+        assert len(span.attributes["omc.root"]) == 66  # 0x and 32 bytes
