@@ -58,11 +58,12 @@ def bare_app():
 
 def gateway_app(topic: str):
     from omc_events.catalogue import Catalogue
-    from omc_gateway.observe import configure_logging
+    from omc_gateway.observe import CONTEXT
     from omc_gateway.settings import GatewaySettings
     from omc_gateway.wiring import build
+    from omc_obs.logging import configure
 
-    configure_logging()
+    configure("gateway", context=CONTEXT.get)
     catalogue = Catalogue.load()
     topics = dict(catalogue.topics)
     topics[topic] = dataclasses.replace(catalogue["omc.commands.v1"], name=topic)

@@ -7,6 +7,12 @@
 Because `meta` is the first field of every record and `hash` the last field of `meta`, a
 verifier finds the hash in the raw body by reading just the `EventMeta` prefix: no
 re-encoding, so the check is exact to the byte. docs/envelope.md is the specification.
+
+    seal(schemas, record, head) -> (sealed record, new head)      an aggregate's next event
+    seal_command(schemas, record) -> sealed record                a self-hashed request
+    seal_body(schemas, record) -> (body, hash)    the sealed Avro body from one encoding, for
+                                                  writers that produce the bytes themselves
+    verify(messages) -> (count, problems)
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import fastavro
 
@@ -28,6 +35,8 @@ from omc_events.records import EventMeta
 from omc_events.schemas import SchemaSet
 
 _EMPTY_STRING = b"\x00"  # Avro: a string is a zig-zag varint length, then the bytes
+_HASH_LENGTH = b"\x80\x01"  # the zig-zag varint of 64, the length of a hex SHA-256
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
@@ -57,6 +66,55 @@ def seal_command(schemas: Schemas, record: Record) -> Record:
         record, meta=dataclasses.replace(meta, sequence=0, prev_hash=ZERO_HASH, hash=""))
     digest = chain_hash(ZERO_HASH, schemas.encode(unsealed))
     return dataclasses.replace(unsealed, meta=dataclasses.replace(unsealed.meta, hash=digest))
+
+
+def seal_body(schemas: Schemas, record: Record) -> tuple[bytes, str]:
+    """(the Avro body of `record` sealed, its hash), from one encoding instead of two.
+
+    `record.meta` must be complete but for `hash`, which must be "" (sequence and prev_hash
+    set, as `seal` or `seal_command` would set them). Encoded so, the body is the canonical
+    bytes; their hash (after meta.prev_hash) then replaces the empty string's single 0x00
+    byte, the last byte of `meta`. The result equals `schemas.encode` of the sealed record,
+    byte for byte (tested).
+    """
+    meta: EventMeta = record.meta  # type: ignore[attr-defined]
+    if meta.hash:
+        raise ValueError("seal_body takes a record whose meta.hash is empty")
+    canonical = schemas.encode(record)
+    end = _meta_length(meta)
+    marker = _HASH_LENGTH + meta.prev_hash.encode() + _EMPTY_STRING  # prev_hash, hash = ""
+    if canonical[end - len(marker):end] != marker:  # EventMeta changed shape: measure it
+        end = len(schemas.encode(meta))
+    digest = chain_hash(meta.prev_hash, canonical)
+    return b"".join((canonical[:end - 1], _HASH_LENGTH, digest.encode(), canonical[end:])), digest
+
+
+def _meta_length(meta: EventMeta) -> int:
+    """Bytes of the Avro encoding of `meta` (omc.common.EventMeta, fields in schema order),
+    computed without encoding; `seal_body` checks it against the bytes."""
+    micros = (meta.occurred_at - _EPOCH) // timedelta(microseconds=1)
+    length = sum(_string_length(text) for text in (
+        meta.event_id, meta.event_type, meta.aggregate_type, meta.aggregate_id, meta.tenant,
+        meta.actor, meta.correlation_id, meta.prev_hash, meta.hash))
+    length += (_varint_length(meta.schema_version) + _varint_length(meta.sequence)
+               + _varint_length(micros))
+    for optional in (meta.causation_id, meta.traceparent, meta.tracestate):
+        length += 1 if optional is None else 1 + _string_length(optional)
+    return length
+
+
+def _varint_length(n: int) -> int:
+    n = (n << 1) ^ (n >> 63)  # zig-zag
+    length = 1
+    while n > 0x7F:
+        n >>= 7
+        length += 1
+    return length
+
+
+def _string_length(text: str) -> int:
+    size = len(text) if text.isascii() else len(text.encode())
+    return _varint_length(size) + size
 
 
 @functools.cache

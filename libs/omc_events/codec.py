@@ -91,8 +91,12 @@ class Codec:
 
     def encode(self, topic: str, record: Record) -> bytes:
         """The message value of `record` on `topic`. Raises `CodecError` subclasses."""
-        prefix = self._prefixes.get((topic, record.SCHEMA)) or self._lookup(topic, record.SCHEMA)
-        return self.schemas.encode(record, prefix)
+        return self.schemas.encode(record, self.prefix(topic, record.SCHEMA))
+
+    def prefix(self, topic: str, name: str) -> bytes:
+        """The wire-format prefix (magic byte, schema id) of record type `name` on `topic`,
+        for a body encoded elsewhere; the registry is asked once. Raises `CodecError`."""
+        return self._prefixes.get((topic, name)) or self._lookup(topic, name)
 
     def _lookup(self, topic: str, name: str) -> bytes:
         if name not in self.catalogue[topic].records:

@@ -7,6 +7,8 @@
                  caller gives none
     meta         tenant = the key's tenant, actor = "key:<key_id>", occurred_at = now (UTC),
                  sequence 0 and a self-hash (as chain.seal_command): commands are not chained
+    body         the sealed record's Avro body, from one encoding (chain.seal_body): the
+                 bus sends it as it is, behind the wire-format prefix
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from omc_events.avro import Schemas
-from omc_events.chain import chain_hash
+from omc_events.chain import seal_body
 from omc_events.envelope import ZERO_HASH, derived_id
 from omc_events.record import Record
 from omc_events.records import (
@@ -53,6 +55,14 @@ class Principal:
         return f"key:{self.key_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class SealedCommand:
+    """A command ready for the log: the record and its Avro body (no wire-format prefix)."""
+
+    record: Record
+    body: bytes
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a command comes from: the caller, its command id and its trace context."""
@@ -81,13 +91,14 @@ def trace_context(traceparent: str | None, tracestate: str | None) -> tuple[str 
 
 
 class CommandFactory:
-    """Builds and seals the six commands; `schemas` encodes them for the hash."""
+    """Builds and seals the six commands; `schemas` encodes them (`RecordInvalid` names a
+    field the contract refuses)."""
 
     def __init__(self, schemas: Schemas | None = None) -> None:
         self.schemas = schemas or Schemas()
 
     def _seal(self, origin: Origin, cls: type[Record], aggregate_type: str,
-              aggregate_id: str, **fields: Any) -> Any:
+              aggregate_id: str, **fields: Any) -> SealedCommand:
         """`cls(meta=..., **fields)` self-hashed as `chain.seal_command` does (the tests hold
         it to that), built directly: the hot path of every command."""
         meta = {
@@ -99,40 +110,41 @@ class CommandFactory:
             "tracestate": origin.tracestate, "prev_hash": ZERO_HASH,
         }
         unsealed = cls(meta=EventMeta(**meta, hash=""), **fields)  # type: ignore[call-arg]
-        digest = chain_hash(ZERO_HASH, self.schemas.encode(unsealed))
-        return cls(meta=EventMeta(**meta, hash=digest), **fields)  # type: ignore[call-arg]
+        body, digest = seal_body(self.schemas, unsealed)
+        sealed = cls(meta=EventMeta(**meta, hash=digest), **fields)  # type: ignore[call-arg]
+        return SealedCommand(sealed, body)
 
-    def submit_task(self, origin: Origin, body: dict[str, Any]) -> SubmitTask:
+    def submit_task(self, origin: Origin, body: dict[str, Any]) -> SealedCommand:
         task_id = derived_id(origin.command_id, 0)
         return self._seal(origin, SubmitTask, "task", task_id, task_id=task_id,
                           agent_id=body["agent_id"], instruction=body["instruction"],
                           chain_id=body["chain_id"], max_value_wei=body["max_value_wei"],
                           deadline=body["deadline"], metadata_json=body["metadata"])
 
-    def cancel_task(self, origin: Origin, task_id: str, body: dict[str, Any]) -> CancelTask:
+    def cancel_task(self, origin: Origin, task_id: str, body: dict[str, Any]) -> SealedCommand:
         return self._seal(origin, CancelTask, "task", task_id, task_id=task_id,
                           reason=body["reason"])
 
     def approve_action(self, origin: Origin, task_id: str, action_id: str,
-                       body: dict[str, Any]) -> ApproveAction:
+                       body: dict[str, Any]) -> SealedCommand:
         return self._seal(origin, ApproveAction, "task", task_id, task_id=task_id,
                           action_id=action_id, approver=origin.principal.actor,
                           action_hash=body["action_hash"], comment=body["comment"])
 
     def reject_action(self, origin: Origin, task_id: str, action_id: str,
-                      body: dict[str, Any]) -> RejectAction:
+                      body: dict[str, Any]) -> SealedCommand:
         return self._seal(origin, RejectAction, "task", task_id, task_id=task_id,
                           action_id=action_id, approver=origin.principal.actor,
                           reason=body["reason"], action_hash=body["action_hash"])
 
-    def register_agent(self, origin: Origin, body: dict[str, Any]) -> RegisterAgent:
+    def register_agent(self, origin: Origin, body: dict[str, Any]) -> SealedCommand:
         agent_id = body["agent_id"] or derived_id(origin.command_id, 0)
         return self._seal(origin, RegisterAgent, "agent", agent_id, agent_id=agent_id,
                           name=body["name"], description=body["description"],
                           signer_address=body["signer_address"], model=body["model"],
                           parameters_json=body["parameters"], policy=policy(body["policy"]))
 
-    def set_policy(self, origin: Origin, agent_id: str, body: dict[str, Any]) -> SetPolicy:
+    def set_policy(self, origin: Origin, agent_id: str, body: dict[str, Any]) -> SealedCommand:
         return self._seal(origin, SetPolicy, "agent", agent_id, agent_id=agent_id,
                           policy=policy(body["policy"]))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from omc_events.record import Record
 from omc_gateway.apikeys import ApiKey, check_scopes, check_tenant, digest, new_token
+from omc_gateway.commands import SealedCommand
 from omc_gateway.errors import (
     FieldError,
     IdempotencyConflict,
@@ -33,14 +34,18 @@ def _down(dependency: str) -> Unavailable:
 
 
 class MemoryCommandBus:
+    """`published`: the records, in order; `bodies`: their Avro bodies as they were sent."""
+
     def __init__(self) -> None:
         self.published: list[Record] = []
+        self.bodies: list[bytes] = []
         self.down = False
 
-    async def publish(self, record: Record) -> None:
+    async def publish(self, command: SealedCommand) -> None:
         if self.down:
             raise _down("kafka")
-        self.published.append(record)
+        self.published.append(command.record)
+        self.bodies.append(command.body)
 
     async def ping(self) -> None:
         if self.down:

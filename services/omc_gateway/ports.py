@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from omc_events.record import Record
-from omc_gateway.commands import Principal
+from omc_gateway.commands import Principal, SealedCommand
 
 
 class AsOfLike(Protocol):
@@ -71,7 +70,7 @@ class StoredAnswer:
 
 
 class CommandBus(Protocol):
-    async def publish(self, record: Record) -> None:
+    async def publish(self, command: SealedCommand) -> None:
         """Return once Kafka acknowledged the command (acks=all); `Unavailable` if not."""
 
     async def ping(self) -> None:

@@ -11,8 +11,9 @@ messages share librdkafka's batches, so throughput does not stop at one round tr
 report (success or failure) within it: a request is never answered 503 while its command
 may still be written later by librdkafka's retries.
 
-The first command of each type looks its schema id up in the registry (blocking HTTP, cached
-afterwards); that first encode runs in a worker thread.
+Commands arrive sealed and encoded (`commands.SealedCommand`); the bus puts the wire-format
+prefix before the body. The first command of each type looks its schema id up in the registry
+(blocking HTTP, cached afterwards); that first lookup runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from typing import Any
 import anyio
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from omc_events.avro import RecordInvalid
 from omc_events.codec import CodecError
 from omc_events.envelope import headers
 from omc_events.record import Record
-from omc_gateway.errors import FieldError, InvalidBody, Unavailable
+from omc_gateway.commands import SealedCommand
+from omc_gateway.errors import Unavailable
 from omc_kafka.producer import EventProducer
 
 log = logging.getLogger("omc.gateway.publisher")
@@ -49,8 +50,9 @@ class AckedProducer(EventProducer):
     collects failures for one `flush()` of everything, which many concurrent requests
     cannot share)."""
 
-    def encode(self, topic: str, record: Record) -> bytes:
-        return self.codec.encode(topic, record)
+    def frame(self, topic: str, command: SealedCommand) -> bytes:
+        """The message value: the wire-format prefix of the command's type, then its body."""
+        return self.codec.prefix(topic, command.record.SCHEMA) + command.body
 
     def produce(self, topic: str, record: Record, value: bytes,
                 on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
@@ -84,18 +86,17 @@ class KafkaCommandBus:
             producer, self.producer = self.producer, None
             await anyio.to_thread.run_sync(producer.producer.flush, self.timeout)
 
-    async def publish(self, record: Record) -> None:
+    async def publish(self, command: SealedCommand) -> None:
         producer = self.producer
         if producer is None or self._loop is None:
             raise Unavailable("kafka", "The gateway is not connected to the event log yet.")
+        record = command.record
         try:
             if record.SCHEMA in self._warm:
-                value = producer.encode(self.topic, record)
+                value = producer.frame(self.topic, command)
             else:
-                value = await anyio.to_thread.run_sync(producer.encode, self.topic, record)
+                value = await anyio.to_thread.run_sync(producer.frame, self.topic, command)
                 self._warm.add(record.SCHEMA)
-        except RecordInvalid as error:
-            raise InvalidBody([FieldError(error.field, error.problem)]) from error
         except CodecError as error:
             log.warning("a command could not be encoded: %s", error)
             raise Unavailable("schema-registry", "The schema registry did not answer, so the "

@@ -16,10 +16,15 @@ from collections.abc import Callable
 from starlette.responses import Response
 
 from omc_events.avro import RecordInvalid
-from omc_events.record import Record
 from omc_gateway import bodies
 from omc_gateway.answers import ref
-from omc_gateway.commands import CommandFactory, Origin, command_id, trace_context
+from omc_gateway.commands import (
+    CommandFactory,
+    Origin,
+    SealedCommand,
+    command_id,
+    trace_context,
+)
 from omc_gateway.endpoint import Call, Endpoint, Param, Reply, json_response
 from omc_gateway.errors import FieldError, InvalidBody, Unavailable
 from omc_gateway.fields import Text, Uuid, canonical_json
@@ -120,7 +125,7 @@ class CommandRoutes:
 
     # -- the common path ---------------------------------------------------------------------
 
-    async def _accept(self, call: Call, build: Callable[[Origin], Record],
+    async def _accept(self, call: Call, build: Callable[[Origin], SealedCommand],
                       collection: str) -> Response:
         principal = call.principal
         assert principal is not None
@@ -144,11 +149,12 @@ class CommandRoutes:
                         call.request.headers.get("tracestate")),
                     **{"omc.command_id": cid, "omc.tenant": principal.tenant}) as context:
                 try:
-                    record = build(Origin(principal, cid, *context))
+                    command = build(Origin(principal, cid, *context))
                 except RecordInvalid as error:
                     raise InvalidBody([FieldError(error.field, error.problem)]) from error
+                record = command.record
                 try:
-                    await self.bus.publish(record)
+                    await self.bus.publish(command)
                 except Unavailable:
                     self.metrics.command(record.SCHEMA, "unavailable")
                     raise

@@ -7,8 +7,16 @@ import dataclasses
 import pytest
 
 from omc_events.avro import Schemas
-from omc_events.chain import canonical_bytes, chain_hash, seal, seal_command, verify
+from omc_events.chain import (
+    canonical_bytes,
+    chain_hash,
+    seal,
+    seal_body,
+    seal_command,
+    verify,
+)
 from omc_events.envelope import ZERO_HASH, ChainHead, derived_id
+from omc_events.records import RECORDS
 from tests.support.samples import sample
 
 SCHEMAS = Schemas()
@@ -97,6 +105,41 @@ def test_a_command_is_self_hashed_and_not_chained() -> None:
 
     assert (command.meta.sequence, command.meta.prev_hash) == (0, ZERO_HASH)
     assert (checked, problems) == (1, [])
+
+
+EVENTS = sorted(name for name, cls in RECORDS.items() if "meta" in cls.__slots__)
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_seal_body_gives_the_bytes_and_hash_of_seal_then_encode(name: str) -> None:
+    head = ChainHead(41, chain_hash(ZERO_HASH, name.encode()))
+    event = sample(SCHEMAS.set, name)
+    sealed, new_head = seal(SCHEMAS, event, head)
+    unsealed = dataclasses.replace(sealed, meta=dataclasses.replace(sealed.meta, hash=""))
+
+    assert seal_body(SCHEMAS, unsealed) == (SCHEMAS.encode(sealed), new_head.hash)
+
+
+@pytest.mark.parametrize("meta", [
+    {"tenant": "ténant-ü", "actor": "key:" + "k" * 70},  # non-ASCII, a two-byte length
+    {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+     "tracestate": "a=" + "b" * 9000, "causation_id": None},  # a three-byte length
+    {"sequence": 2**40, "schema_version": 300},
+])
+def test_seal_body_measures_every_shape_of_envelope(meta: dict) -> None:
+    event = sample(SCHEMAS.set, "omc.task.TaskSubmitted")
+    unsealed = dataclasses.replace(event, meta=dataclasses.replace(event.meta, **meta))
+    body, digest = seal_body(SCHEMAS, unsealed)
+    sealed = dataclasses.replace(unsealed, meta=dataclasses.replace(unsealed.meta, hash=digest))
+
+    assert body == SCHEMAS.encode(sealed)
+
+
+def test_seal_body_refuses_a_record_already_sealed() -> None:
+    sealed = seal_command(SCHEMAS, sample(SCHEMAS.set, "omc.command.SubmitTask"))
+
+    with pytest.raises(ValueError, match=r"meta\.hash is empty"):
+        seal_body(SCHEMAS, sealed)
 
 
 def test_garbage_is_reported_not_raised() -> None:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import KafkaError
 
-from omc_events.avro import RecordInvalid
-from omc_gateway.errors import IdempotencyConflict, InvalidBody, RateLimited, Unavailable
+from omc_events.codec import CodecError
+from omc_gateway.commands import SealedCommand
+from omc_gateway.errors import IdempotencyConflict, RateLimited, Unavailable
 from omc_gateway.memory import MemoryIdempotency, MemoryRateLimiter
 from omc_gateway.ports import StoredAnswer
 from omc_gateway.publisher import KafkaCommandBus
@@ -144,16 +145,16 @@ class StandInClient:
 
 
 class StandInProducer:
-    """AckedProducer's interface over the stand-in client; records encode as their names."""
+    """AckedProducer's interface over the stand-in client; a command's value is its body."""
 
     def __init__(self) -> None:
         self.producer = StandInClient()
         self.source = "omc/test"
 
-    def encode(self, topic: str, record) -> bytes:
-        if record.name == "invalid":
-            raise RecordInvalid("omc.command.SubmitTask", "SubmitTask.chain_id", "is bad")
-        return record.name.encode()
+    def frame(self, topic: str, command: SealedCommand) -> bytes:
+        if command.body == b"unregistered":
+            raise CodecError("the registry does not hold this build's omc.command.SubmitTask")
+        return command.body
 
     def produce(self, topic, record, value, on_delivery) -> None:
         self.producer.produce(topic, value, record.name, [], on_delivery)
@@ -165,6 +166,10 @@ class Named:
     SCHEMA: str = "omc.command.SubmitTask"
 
 
+def sealed(name: str) -> SealedCommand:
+    return SealedCommand(Named(name), name.encode())  # type: ignore[arg-type]
+
+
 def test_the_bus_answers_each_command_with_its_own_delivery_report() -> None:
     producer = StandInProducer()
     producer.producer.answer = lambda value: (KafkaError(KafkaError._MSG_TIMED_OUT)
@@ -173,7 +178,7 @@ def test_the_bus_answers_each_command_with_its_own_delivery_report() -> None:
 
     async def go() -> list[object]:
         await bus.open()
-        results = await asyncio.gather(*(bus.publish(Named(n)) for n in ("a", "b", "c")),
+        results = await asyncio.gather(*(bus.publish(sealed(n)) for n in ("a", "b", "c")),
                                        return_exceptions=True)
         await bus.close()
         return results
@@ -185,21 +190,23 @@ def test_the_bus_answers_each_command_with_its_own_delivery_report() -> None:
     assert results[1].dependency == "kafka"
 
 
-def test_a_bad_record_and_a_full_queue_fail_only_themselves() -> None:
+def test_an_unregistered_type_and_a_full_queue_fail_only_themselves() -> None:
     producer = StandInProducer()
     bus = KafkaCommandBus(lambda: producer, timeout=1)
 
     async def go() -> list[object]:
         await bus.open()
-        results = await asyncio.gather(bus.publish(Named("invalid")), bus.publish(Named("full")),
-                                       bus.publish(Named("ok")), return_exceptions=True)
+        results = await asyncio.gather(bus.publish(sealed("unregistered")),
+                                       bus.publish(sealed("full")), bus.publish(sealed("ok")),
+                                       return_exceptions=True)
         await bus.close()
         return results
 
-    invalid, full, ok = run(go())
-    assert isinstance(invalid, InvalidBody)
-    assert invalid.errors[0].field == "SubmitTask.chain_id"
+    unregistered, full, ok = run(go())
+    assert isinstance(unregistered, Unavailable)
+    assert unregistered.dependency == "schema-registry"
     assert isinstance(full, Unavailable)
+    assert full.dependency == "kafka"
     assert ok is None
 
 
@@ -209,7 +216,7 @@ def test_the_poller_sleeps_while_nothing_is_in_flight() -> None:
 
     async def go() -> int:
         await bus.open()
-        await bus.publish(Named("a"))
+        await bus.publish(sealed("a"))
         await asyncio.sleep(0.05)
         before = producer.producer.polls
         await asyncio.sleep(0.1)
@@ -222,4 +229,4 @@ def test_the_poller_sleeps_while_nothing_is_in_flight() -> None:
 
 def test_the_bus_refuses_before_it_is_open() -> None:
     with pytest.raises(Unavailable):
-        run(KafkaCommandBus(StandInProducer, timeout=1).publish(Named("a")))
+        run(KafkaCommandBus(StandInProducer, timeout=1).publish(sealed("a")))
