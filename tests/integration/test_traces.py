@@ -15,7 +15,10 @@ too): tests/e2e/test_trace_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -268,3 +271,31 @@ def test_the_notary_opens_a_span_per_checkpoint_it_writes(spans, stack, settings
         assert span.attributes["omc.stream_id"].startswith(f"{log.topics.task}:")
         assert span.attributes["omc.tree_size"] > 0
         assert len(span.attributes["omc.root"]) == 66  # 0x and 32 bytes
+
+
+def test_a_service_process_exports_its_spans_to_the_collector_otel_variables_name(
+        receiver, stack, settings, fresh_topic, tmp_path) -> None:
+    """`python -m omc_notary --checkpoint-now` as the image runs it, with only the standard
+    variables: its checkpoint spans arrive at the receiver under the service's name."""
+    from tests.support.auditlog import AuditLog
+
+    url, received = receiver
+    log = AuditLog(settings, fresh_topic)
+    log.tasks(2, random.Random(7))
+    key_file = tmp_path / "notary.key"
+    key_file.write_text("22" * 32 + "\n")
+    env = {**os.environ, "OMC_NOTARY_TOPICS": ",".join(log.topics.events),
+           "OMC_NOTARY_PROOF_TOPIC": log.topics.proof, "OMC_NOTARY_TX_TOPIC": log.tx_topic,
+           "OMC_NOTARY_KEY_FILE": str(key_file), "OTEL_EXPORTER_OTLP_ENDPOINT": url}
+    done = subprocess.run([sys.executable, "-m", "omc_notary", "--checkpoint-now"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    spans = [(resource_spans.resource, span) for _, _, request in received
+             for resource_spans in request.resource_spans
+             for scope in resource_spans.scope_spans for span in scope.spans]
+    names = {span.name for _, span in spans}
+    assert "notary omc.proof.CheckpointSigned" in names
+    services = {a.value.string_value for resource, _ in spans
+                for a in resource.attributes if a.key == "service.name"}
+    assert services == {"notary"}
