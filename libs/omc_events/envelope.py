@@ -5,6 +5,7 @@ docs/envelope.md is the specification; this module and `chain` implement it once
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -25,7 +26,18 @@ def derived_id(causation_id: str, position: int) -> str:
     """
     if position < 0:
         raise ValueError("position must be >= 0")
-    return str(uuid.uuid5(ID_NAMESPACE, f"{causation_id}/{position}"))
+    return uuid5_text(ID_NAMESPACE, f"{causation_id}/{position}")
+
+
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))`, the same text at a third of the cost (no UUID
+    object): RFC 9562 §5.5, SHA-1 over the namespace's bytes and the UTF-8 name."""
+    sha1 = hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False)  # as uuid5
+    digest = bytearray(sha1.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

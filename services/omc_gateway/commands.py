@@ -21,7 +21,7 @@ from typing import Any
 
 from omc_events.avro import Schemas
 from omc_events.chain import seal_body
-from omc_events.envelope import ZERO_HASH, derived_id
+from omc_events.envelope import ZERO_HASH, derived_id, uuid5_text
 from omc_events.record import Record
 from omc_events.records import (
     ApproveAction,
@@ -76,7 +76,7 @@ class Origin:
 def command_id(key_id: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return str(uuid.uuid4())
-    return str(uuid.uuid5(COMMAND_NAMESPACE, f"{key_id}:{idempotency_key}"))
+    return uuid5_text(COMMAND_NAMESPACE, f"{key_id}:{idempotency_key}")
 
 
 def trace_context(traceparent: str | None, tracestate: str | None) -> tuple[str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import pytest
 
@@ -15,7 +16,7 @@ from omc_events.chain import (
     seal_command,
     verify,
 )
-from omc_events.envelope import ZERO_HASH, ChainHead, derived_id
+from omc_events.envelope import ID_NAMESPACE, ZERO_HASH, ChainHead, derived_id, uuid5_text
 from omc_events.records import RECORDS
 from tests.support.samples import sample
 
@@ -155,3 +156,9 @@ def test_derived_ids_are_deterministic_and_distinct_per_position() -> None:
     assert derived_id("cmd-1", 0) != derived_id("cmd-2", 0)
     with pytest.raises(ValueError, match="position"):
         derived_id("cmd-1", -1)
+
+
+@pytest.mark.parametrize("name", ["", "a", "c/0", "ключ:é/17", "x" * 1000, "\x00\uffff"])
+def test_uuid5_text_is_the_standard_uuid5(name: str) -> None:
+    for namespace in (ID_NAMESPACE, uuid.NAMESPACE_URL, uuid.uuid4()):
+        assert uuid5_text(namespace, name) == str(uuid.uuid5(namespace, name))
