@@ -148,6 +148,8 @@ class CommandRoutes:
                         call.request.headers.get("traceparent"),
                         call.request.headers.get("tracestate")),
                     **{"omc.command_id": cid, "omc.tenant": principal.tenant}) as context:
+                if context[0]:  # the access line (written after the span) names the trace
+                    annotate(trace_id=context[0].split("-")[1])
                 try:
                     command = build(Origin(principal, cid, *context))
                 except RecordInvalid as error:

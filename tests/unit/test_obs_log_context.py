@@ -135,3 +135,26 @@ def test_the_runtimes_line_about_a_command_carries_its_ids(lines) -> None:
     (line,) = [line for line in lines() if line["message"].startswith("ignoring")]
     assert (line["task_id"], line["correlation_id"], line["event_id"]) == (
         "task-stray", stray.meta.correlation_id, stray.meta.event_id)
+
+
+def test_the_gateways_line_for_a_command_names_its_correlation_and_trace(capsys) -> None:
+    from tests.unit.test_gateway_app import build, submit_body
+
+    access = logging.getLogger("omc.gateway.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    served = build()
+    gateway = next(served)
+    try:
+        answer = gateway.client.post("/v1/tasks", json=submit_body(),
+                                     headers={**gateway.auth(), "traceparent": PARENT})
+    finally:
+        served.close()
+        access.setLevel(level)
+
+    assert answer.status_code == 202
+    (line,) = [json.loads(text) for text in capsys.readouterr().err.splitlines()
+               if '"omc.gateway.access"' in text and '"/v1/tasks"' in text]
+    (command,) = gateway.bus.published
+    assert line["correlation_id"] == command.meta.correlation_id
+    assert line["trace_id"] == TRACE
