@@ -29,13 +29,12 @@ Pure: the chain is asked through `chain`, a callable given by the caller.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
 
-from omc_events.chain import canonical_bytes, chain_hash
-from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_events.records import (
     AnchorConfirmed,
@@ -51,8 +50,7 @@ from omc_proofs.checkpoint import (
     stream_id,
     unhex32,
 )
-from omc_proofs.fastmeta import scan
-from omc_proofs.leaves import leaf_data
+from omc_proofs.fastcheck import Segment, check_segment, stitch
 from omc_proofs.merkle import MerkleTree, verify_consistency, verify_inclusion
 
 CODES = {
@@ -183,7 +181,10 @@ class Report:
     anchors_recorded: int = 0
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    status: dict[str, str] = field(default_factory=dict)  # event where -> proof status
+    status: dict[str, str] = field(default_factory=dict)  # event where -> proof status, for
+    #                                                     events proven one by one (bundles)
+    coverage: dict[str, tuple[int, int]] = field(default_factory=dict)  # complete stream ->
+    #                                        (events its checkpoints cover, events it holds)
 
     @property
     def ok(self) -> bool:
@@ -200,76 +201,116 @@ class Report:
 # when the chain cannot be asked.
 ChainRoots = Callable[[str, str, int], str | None]
 ZERO32 = "0x" + "00" * 32
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def _envelope(body: bytes) -> tuple[dict, bytes]:
-    """(meta, canonical bytes) of a body: the fast scan, else omc_events.chain's reader."""
-    try:
-        found = scan(body)
-    except ValueError:
-        return canonical_bytes(body)
-    meta = {"hash": found.hash, "prev_hash": found.prev_hash, "sequence": found.sequence,
-            "aggregate_type": found.aggregate_type, "aggregate_id": found.aggregate_id}
-    return meta, body[:found.hash_start] + b"\x00" + body[found.end:]
 
 
 def _key(m: Stored) -> tuple[str, int, int]:
     return (m.topic, m.partition, m.offset)
 
 
-def _check_chains(messages: list[Stored], report: Report, chained: set[str] | None = None,
-                  runs: bool = False) -> dict[tuple[str, int, int], bytes]:
-    """docs/envelope.md's three checks for every message (omc_events.chain's primitives,
-    one reading of each meta), and offsets increasing per partition. Returns each message's
-    leaf (omc_proofs.leaves' definition), read in the same pass."""
-    leaves: dict[tuple[str, int, int], bytes] = {}
-    heads: dict[str, ChainHead] = {}
-    last: dict[tuple[str, int], int] = {}
-    for m in messages:
-        previous = last.get((m.topic, m.partition), -1)
-        if m.offset <= previous:
-            report.add("order", m.where, f"offset {m.offset} after {previous}")
-        last[(m.topic, m.partition)] = max(previous, m.offset)
-        value = m.value
+PARALLEL_FROM = 20_000  # messages: below this, a pool costs more than it saves
+
+
+_PLACE = attrgetter("topic", "partition")
+
+
+def _segments(messages: list[Stored]) -> list[tuple[int, int]]:
+    """[start, end) of each maximal run of messages of one topic-partition."""
+    places = list(map(_PLACE, messages))
+    bounds, start = [], 0
+    for i in range(1, len(places)):
+        if places[i] != places[i - 1]:
+            bounds.append((start, i))
+            start = i
+    if places:
+        bounds.append((start, len(places)))
+    return bounds
+
+
+# What forked workers inherit instead of receiving it: the decode function and the messages
+# ("events", "proof"), which then never cross a pipe (one audit at a time per process).
+_SHARED: dict[str, Any] = {}
+
+
+def _pool(workers: int, decode: Callable[[bytes], Record]) -> Any:
+    """A pool of `workers` forked processes that know `decode`, or None (one process: no
+    fork on this platform, or one worker asked for)."""
+    if workers <= 1:
+        return None
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        return None
+    _SHARED["decode"] = decode
+    return context.Pool(workers)
+
+
+def _run(jobs: list[tuple], fn: Callable, pool: Any) -> list:
+    """fn(*job) for every job, in the pool when there is one. Results in the jobs' order."""
+    if pool is None or len(jobs) <= 1:
+        return [fn(*job) for job in jobs]
+    return pool.starmap(fn, jobs, chunksize=1)
+
+
+def _check_inferences(indices: list[int]) -> list[tuple[int, str, str]]:
+    """Findings (index, code, text) of the InferenceCompleted events at these indices,
+    decoded with the inherited decode function: `audit`'s inference loop, in a worker."""
+    decode, events = _SHARED["decode"], _SHARED["events"]
+    found = []
+    for index in indices:
         try:
-            if len(value) <= 5 or value[0] != 0:
-                raise ValueError("not the Confluent wire format")
-            meta, canonical = _envelope(value[5:])
-        except Exception as error:  # whatever the bytes, a finding, never a crash
-            report.add("unreadable", m.where, f"unreadable envelope: {error}")
-            leaves[_key(m)] = leaf_data(value)
+            record = decode(events[index].value)
+        except Exception as error:  # any failure to decode is a finding, never a crash
+            found.append((index, "unreadable", f"does not decode: {error}"))
             continue
-        stored, prev = meta["hash"], meta["prev_hash"]
-        if not (_HEX64.fullmatch(str(stored)) and _HEX64.fullmatch(str(prev))):
-            report.add("hash", m.where, "meta.hash or meta.prev_hash is not 64 hex digits "
-                       "(the event was altered)")
-            leaves[_key(m)] = leaf_data(value)
-            continue
-        leaves[_key(m)] = bytes.fromhex(stored)
-        aggregate = f"{meta['aggregate_type']}/{meta['aggregate_id']}"
-        label = f"{aggregate} seq {meta['sequence']}"
-        if chain_hash(prev, canonical) != stored:
-            report.add("hash", m.where, f"{label}: hash does not match the event's bytes "
-                       "(the event was altered)")
-        if meta["sequence"] == 0:  # a request: self-hashed, not chained
-            continue
-        if chained is not None and aggregate not in chained:
-            continue
-        head = heads.get(aggregate)
-        if head is None:
-            head = ChainHead()
-            if runs and meta["sequence"] != 1:  # the run starts here: nothing before it held
-                heads[aggregate] = ChainHead(meta["sequence"], stored)
-                continue
-        if meta["sequence"] != head.sequence + 1:
-            report.add("sequence", m.where, f"{label}: follows {head.sequence} (an event is "
-                       "missing or out of order)")
-        if prev != head.hash:
-            report.add("prev_hash", m.where, f"{label}: prev_hash is not the hash of the "
-                       "aggregate's previous event")
-        heads[aggregate] = ChainHead(meta["sequence"], stored)
-    return leaves
+        if isinstance(record, InferenceCompleted):
+            found.append((index, "", ""))  # counted
+            if not _inference_ok(record):
+                found.append((index, "inference_signature",
+                              f"inference {record.inference_id}: digest or signature by "
+                              f"{record.signer} does not verify"))
+    return found
+
+
+def _segment_job(which: str, start: int, end: int, previous: int,
+                 chained: Collection[bytes] | None, runs: bool, tree: bool) -> Segment:
+    part = _SHARED[which][start:end]
+    return check_segment([m.value for m in part], [m.offset for m in part], previous,
+                         chained, runs, tree)
+
+
+def _check_chains(which: str, report: Report, chained: set[str] | None = None,
+                  runs: bool = False, pool: Any = None,
+                  bounds: list[tuple[int, int]] | None = None,
+                  trees: Collection[int] = ()) -> list[Segment]:
+    """docs/envelope.md's three checks for every message, and offsets increasing per
+    partition: omc_proofs.fastcheck over each run of one partition's messages (`bounds`;
+    in the pool's processes, if any), stitched in order. Returns each run's result: its messages'
+    leaves (omc_proofs.leaves' definition), read in the same pass, and for the runs in
+    `trees`, their Merkle trees."""
+    messages = _SHARED[which]
+    bounds = _segments(messages) if bounds is None else bounds
+    last: dict[tuple[str, int], int] = {}
+    jobs = []
+    wanted = None if chained is None else {c.encode() for c in chained}
+    for start, end in bounds:
+        tp = (messages[start].topic, messages[start].partition)
+        previous = last.get(tp, -1)
+        last[tp] = max(previous, max(m.offset for m in messages[start:end]))
+        jobs.append((which, start, end, previous, wanted, runs, len(jobs) in trees))
+    results = _run(jobs, _segment_job, pool)
+    heads: dict[bytes, tuple[int, bytes]] = {}
+    found: list[tuple[int, str, str]] = []
+    for (start, _), result in zip(bounds, results, strict=True):
+        found += [(start + i, code, text) for i, code, text in result.findings]
+        found += [(start + i, code, text)
+                  for i, code, text in stitch(result.deferred, heads, runs)]
+        heads.update(result.heads)
+    found.sort(key=lambda f: f[0])
+    for index, code, text in found:
+        report.add(code, messages[index].where, text)
+    return results
 
 
 def _decode_all(messages: Iterable[Stored], decode: Callable[[bytes], Record],
@@ -289,20 +330,67 @@ def _decode_all(messages: Iterable[Stored], decode: Callable[[bytes], Record],
 
 def audit(evidence: Evidence, decode: Callable[[bytes], Record],
           trusted: Collection[str] = (), chain: ChainRoots | None = None,
-          registry: str | None = None, kind: Callable[[bytes], str] | None = None) -> Report:
+          registry: str | None = None, kind: Callable[[bytes], str] | None = None,
+          workers: int = 1) -> Report:
     """Verify `evidence`; `registry` pins the AnchorRegistry (else the one anchors name).
-    `kind(value)` names a message's record (from its schema id) so that only the events
-    with something more to check (inferences) are decoded; without it every one is."""
+    `kind(value)` names a message's record from its schema id (the first 5 bytes; it is
+    asked once per id) so that only the events with something more to check (inferences)
+    are decoded; without it every one is. `workers` > 1: the per-message work (hashes,
+    chains, trees, inference signatures) is spread over that many forked processes when
+    there are at least PARALLEL_FROM events; the answer is the same."""
+    _SHARED.update(events=evidence.events, proof=evidence.proof_events, decode=decode)
+    pool = _pool(workers if len(evidence.events) >= PARALLEL_FROM else 1, decode)
+    try:
+        return _audit(evidence, decode, trusted, chain, registry, kind, pool, workers)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        _SHARED.clear()
+
+
+def _by_header(kind: Callable[[bytes], str]) -> Callable[[bytes], str]:
+    """`kind`, asked once per schema id."""
+    known: dict[bytes, str] = {}
+
+    def cached(value: bytes) -> str:
+        header = value[:5]
+        found = known.get(header)
+        if found is None:
+            found = known[header] = kind(value)
+        return found
+
+    return cached
+
+
+def _audit(evidence: Evidence, decode: Callable[[bytes], Record], trusted: Collection[str],
+           chain: ChainRoots | None, registry: str | None,
+           kind: Callable[[bytes], str] | None, pool: Any, workers: int) -> Report:
     report = Report(events=len(evidence.events), proof_events=len(evidence.proof_events))
-    leaves = _check_chains(evidence.events, report, evidence.chained, evidence.runs)
-    events_by_stream: dict[str, list[Stored]] = defaultdict(list)
-    for m in evidence.events:
-        events_by_stream[m.stream].append(m)
+    events = evidence.events
+    bounds = _segments(events)
+    streams = [stream_id(events[start].topic, events[start].partition) for start, _ in bounds]
+    whole = {i for i, s in enumerate(streams)  # a complete stream held in one run
+             if s in evidence.complete and streams.count(s) == 1}
+    results = _check_chains("events", report, evidence.chained, evidence.runs, pool, bounds,
+                            whole)
+    runs_of: dict[str, list[int]] = defaultdict(list)  # stream -> its runs, in order
+    for i, s in enumerate(streams):
+        runs_of[s].append(i)
+    leaves: dict[tuple[str, int, int], bytes] = {}  # of the events proven one by one
+    for i, s in enumerate(streams):
+        if s not in evidence.complete and s not in evidence.unproven:
+            start, end = bounds[i]
+            leaves.update(zip(map(_key, events[start:end]), results[i].leaves, strict=True))
     last_of_task: tuple[Stored, Record] | None = None
     if evidence.task_id is not None:
         kind = None  # a task's bundle: every event is read, for the terminal check
     focused = evidence.events if evidence.focus is None else [
         m for m in evidence.events if _key(m) in evidence.focus]
+    if kind is not None:
+        kind = _by_header(kind)
+    if kind is not None and pool is not None:  # inferences only: checked in the workers
+        focused = _inferences_in_pool(events, evidence.focus, kind, pool, workers, report)
     for m, record in _decode_all(focused, decode, report, kind,
                                  (InferenceCompleted.SCHEMA,)):
         meta = record.meta  # type: ignore[attr-defined]
@@ -324,7 +412,7 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
                    "task had not ended when it was exported")
 
     # -- the proof log ---------------------------------------------------------------------
-    _check_chains(evidence.proof_events, report)
+    _check_chains("proof", report)
     checkpoints: dict[str, list[tuple[Stored, CheckpointSigned]]] = defaultdict(list)
     anchors: list[tuple[Stored, AnchorConfirmed]] = []
     submitted: dict[str, AnchorSubmitted] = {}
@@ -366,8 +454,12 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
 
     # -- complete streams: recompute the trees ---------------------------------------------
     for stream in evidence.complete:
-        held = events_by_stream.get(stream, [])
-        tree = MerkleTree(leaves[_key(m)] for m in held)
+        mine = runs_of.get(stream, [])
+        held = [m for i in mine for m in events[bounds[i][0]:bounds[i][1]]]
+        if len(mine) == 1 and results[mine[0]].levels is not None:
+            tree = MerkleTree.of_levels(results[mine[0]].levels)  # type: ignore[arg-type]
+        else:
+            tree = MerkleTree.of_leaves([leaf for i in mine for leaf in results[i].leaves])
         offsets = [m.offset for m in held]
         for cp in ranges.get(stream, []):
             where = f"checkpoint {stream} size {cp.tree_size}"
@@ -383,9 +475,7 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
                 report.add("checkpoint_range", where, "the signed offsets "
                            f"{cp.first_offset}..{cp.last_offset} are not the events' offsets")
         covered = max((cp.tree_size for cp in ranges.get(stream, [])), default=0)
-        for index, m in enumerate(held):
-            report.status[m.where] = ("checkpointed" if index < covered
-                                      else "not yet checkpointed")
+        report.coverage[stream] = (min(covered, tree.size), tree.size)
         if covered < tree.size:
             report.notes.append(f"{stream}: {tree.size - covered} newest event(s) not yet "
                                 "covered by a checkpoint")
@@ -393,9 +483,9 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     # -- partial streams: inclusion proofs ---------------------------------------------------
     proofs = {(p.topic, p.partition, p.offset): p for p in evidence.proofs}
     held_keys = set()
-    for m in evidence.events:
-        if m.stream in evidence.complete or m.stream in evidence.unproven:
-            continue
+    for m in (events[j] for i, s in enumerate(streams)
+              if s not in evidence.complete and s not in evidence.unproven
+              for j in range(*bounds[i])):
         held_keys.add((m.topic, m.partition, m.offset))
         proof = proofs.get((m.topic, m.partition, m.offset))
         if proof is None:
@@ -490,6 +580,33 @@ def _check_ranges(evidence: Evidence, proofs: dict[tuple[str, int, int], Inclusi
                                                               claim.last_offset):
             report.add("range", where, f"its events run from offset {held[0].offset} to "
                        f"{held[-1].offset}")
+
+
+def _inferences_in_pool(events: list[Stored], focus: set[tuple[str, int, int]] | None,
+                        kind: Callable[[bytes], str], pool: Any, workers: int,
+                        report: Report) -> list[Stored]:
+    """Check the inferences among the events (those in `focus`, if given) in the pool's
+    workers, in order; returns the events whose kind could not be told (left for the
+    caller's loop to report)."""
+    wanted, unknown = [], []
+    for index, m in enumerate(events):
+        if focus is not None and _key(m) not in focus:
+            continue
+        try:
+            if kind(m.value) == InferenceCompleted.SCHEMA:
+                wanted.append(index)
+        except Exception:  # reported by the caller's loop, as before
+            unknown.append(m)
+    size = -(-len(wanted) // (workers * 4)) or 1
+    chunks = [wanted[i:i + size] for i in range(0, len(wanted), size)]
+    results = _run([(chunk,) for chunk in chunks], _check_inferences, pool)
+    for found in results:
+        for index, code, text in found:
+            if not code:
+                report.inferences += 1
+            else:
+                report.add(code, events[index].where, text)
+    return unknown
 
 
 def _inference_ok(event: InferenceCompleted) -> bool:

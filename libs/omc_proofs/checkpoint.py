@@ -156,8 +156,16 @@ def signed_by(digest: str, signature: str, address: str) -> bool:
                                                       unhex32(digest), hasher=None)
     except Exception:  # a signature that does not recover is not valid
         return False
-    recovered = keccak(public.format(compressed=False)[1:])[-20:]
-    return "0x" + recovered.hex() == address.lower()
+    point = public.format(compressed=False)
+    recovered = _ADDRESSES.get(point)
+    if recovered is None:
+        if len(_ADDRESSES) >= 4096:  # a few signers sign nearly everything: keep it small
+            _ADDRESSES.clear()
+        recovered = _ADDRESSES[point] = "0x" + keccak(point[1:])[-20:].hex()
+    return recovered == address.lower()
+
+
+_ADDRESSES: dict[bytes, str] = {}  # public key -> its address (keccak is not free)
 
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

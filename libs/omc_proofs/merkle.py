@@ -41,6 +41,32 @@ class MerkleTree:
         for leaf in leaves:
             self.append(leaf)
 
+    @classmethod
+    def of_leaves(cls, leaves: Sequence[bytes]) -> MerkleTree:
+        """The tree of `leaves` (leaf data, as `append` takes), built level by level: the
+        same tree as appending them one by one, with far less Python per leaf."""
+        tree = cls()
+        sha = hashlib.sha256
+        row = [sha(b"\x00" + data).digest() for data in leaves]
+        tree._levels = [row]
+        while len(row) >= 2:
+            row = [sha(b"\x01" + row[i] + row[i + 1]).digest()
+                   for i in range(0, len(row) - 1, 2)]
+            tree._levels.append(row)
+        return tree
+
+    @classmethod
+    def of_levels(cls, levels: list[list[bytes]]) -> MerkleTree:
+        """A tree from another tree's `levels` (built elsewhere, e.g. another process)."""
+        tree = cls()
+        tree._levels = levels
+        return tree
+
+    @property
+    def levels(self) -> list[list[bytes]]:
+        """Every complete aligned subtree: levels[h][i] covers leaves [i*2^h, (i+1)*2^h)."""
+        return self._levels
+
     @property
     def size(self) -> int:
         return len(self._levels[0])
