@@ -469,9 +469,10 @@ class TxManager:
                             len(batch), error)
                 return
             for (tx, decision), outcome in zip(batch, outcomes, strict=True):
-                accepted = self._settle(state, tx, outcome, rebroadcast=False)
-                if accepted and decision is not None:
-                    self._replaced(state, tx, decision)
+                with self._about(state, tx.request_id):
+                    accepted = self._settle(state, tx, outcome, rebroadcast=False)
+                    if accepted and decision is not None:
+                        self._replaced(state, tx, decision)
         finally:
             for span in sends:
                 span.end()
@@ -491,14 +492,21 @@ class TxManager:
 
     def _send(self, state: AccountState, tx: SentTx, *, rebroadcast: bool) -> bool:
         """Broadcast `tx`'s bytes alone; see `_settle`."""
-        try:
-            outcome: tuple[str, bool] | NodeRefused = self.rpc.send_raw(tx.raw_tx)
-        except ChainUnavailable as error:
-            log.warning("broadcast of %s waits for the chain: %s", tx.tx_hash, error)
-            return False
-        except NodeRefused as refused:
-            outcome = refused
-        return self._settle(state, tx, outcome, rebroadcast=rebroadcast)
+        with self._about(state, tx.request_id):
+            try:
+                outcome: tuple[str, bool] | NodeRefused = self.rpc.send_raw(tx.raw_tx)
+            except ChainUnavailable as error:
+                log.warning("broadcast of %s waits for the chain: %s", tx.tx_hash, error)
+                return False
+            except NodeRefused as refused:
+                outcome = refused
+            return self._settle(state, tx, outcome, rebroadcast=rebroadcast)
+
+    @staticmethod
+    def _about(state: AccountState, request_id: str) -> contextlib.AbstractContextManager:
+        """Log lines inside carry the request's ids (correlation, task, trace)."""
+        found = state.requests.get(request_id)
+        return bound_to(found.request) if found is not None else contextlib.nullcontext()
 
     def _settle(self, state: AccountState, tx: SentTx, outcome: tuple[str, bool] | NodeRefused,
                 *, rebroadcast: bool) -> bool:
@@ -696,10 +704,11 @@ class TxManager:
             new = self._sign_replacement(state, decision, last.signed_event_id,
                                          _BY_TX_REPLACEMENT)
             self._flush()  # acknowledged before broadcast
-            log.info("request %s stuck since block %d at nonce %d: replacing %s by %s (max "
-                     "fee %d -> %d wei)", request.request_id, self.since.get(last.tx_hash, -1),
-                     last.nonce, last.tx_hash, new.tx_hash, last.fees.max_fee,
-                     new.fees.max_fee)
+            with bound_to(request.request):
+                log.info("request %s stuck since block %d at nonce %d: replacing %s by %s "
+                         "(max fee %d -> %d wei)", request.request_id,
+                         self.since.get(last.tx_hash, -1), last.nonce, last.tx_hash,
+                         new.tx_hash, last.fees.max_fee, new.fees.max_fee)
             self.broadcast(state, [(new, decision)])
             self.since[new.tx_hash] = head
             self.since[last.tx_hash] = head
