@@ -1,6 +1,7 @@
 """The audit's jobs over real sources: verify the log, export a task's bundle, verify one.
 
-    verify_log(settings, topics=Topics(), task_id=None, trusted=(), registry=None) -> Report
+    verify_log(settings, topics=Topics(), task_id=None, trusted=(), registry=None,
+               workers=1) -> Report
     export_task(settings, task_id, topics=Topics(), registry=None) -> Bundle
     export_range(settings, ranges, topics=Topics(), since=None, until=None,
                  registry=None) -> Bundle
@@ -88,7 +89,8 @@ def _task_stream(settings: Settings, topics: Topics, task_id: str) -> tuple[int,
 
 
 def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | None = None,
-               trusted: tuple[str, ...] = (), registry: str | None = None) -> Report:
+               trusted: tuple[str, ...] = (), registry: str | None = None,
+               workers: int = 1) -> Report:
     bootstrap = settings.kafka_bootstrap
     proof = read_partitions(bootstrap, [(topics.proof, p)
                                         for p in partitions(bootstrap, topics.proof)])
@@ -109,7 +111,7 @@ def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | 
                             proof_events=proof)
     codec = _codec(settings)
     return audit(evidence, codec.decode, trusted, _chain(settings), registry,
-                 kind=lambda value: codec.writer(schema_id_of(value)).name)
+                 kind=lambda value: codec.writer(schema_id_of(value)).name, workers=workers)
 
 
 def _stream_part(codec: Codec, chain: ChainRoots, held: list[Stored],

@@ -243,7 +243,13 @@ def _pool(workers: int, decode: Callable[[bytes], Record]) -> Any:
     except ValueError:
         return None
     _SHARED["decode"] = decode
-    return context.Pool(workers)
+    import gc
+
+    gc.freeze()  # the children's collector then leaves the inherited heap alone: without
+    try:         # it, their first full collection copies every page (copy-on-write)
+        return context.Pool(workers)
+    finally:
+        gc.unfreeze()
 
 
 def _run(jobs: list[tuple], fn: Callable, pool: Any) -> list:
@@ -343,8 +349,8 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     try:
         return _audit(evidence, decode, trusted, chain, registry, kind, pool, workers)
     finally:
-        if pool is not None:
-            pool.close()
+        if pool is not None:  # every result is in: stop the workers now
+            pool.terminate()
             pool.join()
         _SHARED.clear()
 

@@ -20,6 +20,7 @@ finding needs a name. Pure: no I/O.
 from __future__ import annotations
 
 import hashlib
+import re
 from binascii import Error as HexError
 from binascii import unhexlify
 from collections.abc import Collection, Sequence
@@ -31,6 +32,7 @@ from omc_proofs.leaves import leaf_data
 from omc_proofs.merkle import MerkleTree
 
 ZERO = b"0" * 64
+_VARINT_END = re.compile(rb"[\x00-\x7f]").search  # the last byte of a varint
 _SHA = hashlib.sha256
 
 
@@ -79,14 +81,19 @@ def read_meta(body: bytes) -> tuple[bytes, int, bytes, bytes, int, int] | None:
             return None
         sequence = (n >> 1) ^ -(n & 1)
         i += 1
-        while body[i] & 0x80:                    # occurred_at (a long of several bytes)
-            i += 1
-        i += 1
-        for _ in range(3):                       # tenant, actor, correlation_id
-            n = body[i]
-            if n > 127 or n & 1:
-                return None
-            i += 1 + (n >> 1)
+        i = _VARINT_END(body, i).end()           # occurred_at (a long of several bytes)
+        n = body[i]                              # tenant
+        if n > 127 or n & 1:
+            return None
+        i += 1 + (n >> 1)
+        n = body[i]                              # actor
+        if n > 127 or n & 1:
+            return None
+        i += 1 + (n >> 1)
+        n = body[i]                              # correlation_id
+        if n > 127 or n & 1:
+            return None
+        i += 1 + (n >> 1)
         for _ in range(3):                       # causation_id, traceparent, tracestate
             branch = body[i]
             i += 1
@@ -106,7 +113,7 @@ def read_meta(body: bytes) -> tuple[bytes, int, bytes, bytes, int, int] | None:
         if end > len(body):
             return None
         return aggregate, sequence, body[i + 2:start], body[start + 2:end], start, end
-    except (IndexError, UnicodeDecodeError):
+    except (IndexError, UnicodeDecodeError, AttributeError):  # AttributeError: no end byte
         return None
 
 
@@ -152,13 +159,16 @@ def check_segment(values: Sequence[bytes], offsets: Sequence[int], previous_offs
             findings.append((index, "order", f"offset {offset} after {previous}"))
         else:
             previous = offset
-        found = read_meta(value[5:]) if len(value) > 5 and value[0] == 0 else None
+        body = value[5:]
+        found = read_meta(body) if len(value) > 5 and value[0] == 0 else None
         if found is not None:
             aggregate, sequence, prev, stored, start, end = found
-            body = value[5:]
             canonical = None
-            stored_bytes, prev_bytes = _hex32(stored), _hex32(prev)
-            if stored_bytes is None or prev_bytes is None:
+            try:  # both exactly 64 long (read_meta): lowercase hex?
+                if stored.lower() != stored or prev.lower() != prev:
+                    raise ValueError("not lowercase")
+                stored_bytes, prev_bytes = unhexlify(stored), unhexlify(prev)
+            except (HexError, ValueError):
                 found = None  # the general readers decide (text, or unreadable)
         if found is None:
             try:

@@ -2,6 +2,7 @@
 
     omc audit verify --all | --task ID | --bundle FILE
                      [--notary ADDRESS ...] [--registry ADDRESS] [--offline] [--json]
+                     [--workers N]
         reads the log (never a projection) or a bundle; recomputes every hash and chain
         link, sequence, inference signature, checkpoint signature, Merkle root, consistency
         and inclusion proof, and asks the chain for every anchored root. Prints each
@@ -99,10 +100,12 @@ def audit() -> None:
 @click.option("--registry", default=None, help="The AnchorRegistry address to trust.")
 @click.option("--offline", is_flag=True, help="With --bundle: do not ask the chain.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes checking the log's partitions in parallel (--all, --task).")
 @friendly
 def verify(everything: bool, task_id: str | None, bundle: Path | None,
            notary: tuple[str, ...], registry: str | None, offline: bool,
-           as_json: bool) -> None:
+           as_json: bool, workers: int) -> None:
     """Verify the log (--all, --task ID) or a bundle (--bundle FILE); exit 1 on a failure."""
     if sum((everything, task_id is not None, bundle is not None)) != 1:
         raise click.UsageError("give exactly one of --all, --task ID, --bundle FILE")
@@ -114,7 +117,8 @@ def verify(everything: bool, task_id: str | None, bundle: Path | None,
         chain = None if offline else ChainRoots(settings.chain_rpc_url)
         report = verify_bundle(loaded, chain=chain, trusted=trusted, registry=pinned)
     else:
-        report = verify_log(settings, task_id=task_id, trusted=trusted, registry=pinned)
+        report = verify_log(settings, task_id=task_id, trusted=trusted, registry=pinned,
+                            workers=workers)
     _print(report, trusted, as_json)
     if not report.ok:
         sys.exit(1)
