@@ -77,6 +77,7 @@ RECEIPTS = "receipts"
 ACCOUNT = "account"
 
 SYSTEM_TENANT = "system"
+SCHEMA_VERSION = 1
 """Tenant of the chain aggregate's events, which belong to no customer."""
 
 
@@ -263,7 +264,7 @@ class Emit:
         sealer's."""
         return EventMeta(
             event_id=event_id or self.event_id, event_type=self.record.SCHEMA,
-            schema_version=1, aggregate_type=self.aggregate_type,
+            schema_version=SCHEMA_VERSION, aggregate_type=self.aggregate_type,
             aggregate_id=self.aggregate_id, sequence=sequence, occurred_at=occurred_at,
             tenant=self.tenant, actor=actor,
             correlation_id=self.correlation_id or self.causation_id,
@@ -373,12 +374,17 @@ class ChainView:
         """Fold one of this chain's events (any other record, or one already folded, is
         ignored)."""
         meta = getattr(record, "meta", None)
-        if meta is None or meta.aggregate_type != CHAIN or meta.aggregate_id != self.aggregate_id:
+        if meta is not None:
+            self.fold(meta, record)
+
+    def fold(self, meta: EventMeta, record: Record) -> None:
+        """`evolve` of `record` sealed with `meta` (its own meta is not read: the writer
+        folds what it wrote without building the sealed record)."""
+        if meta.aggregate_type != CHAIN or meta.aggregate_id != self.aggregate_id:
             return
-        heads = {self.aggregate_id: self.head}
-        if not _applies(heads, record):
+        if meta.sequence <= self.head.sequence:
             return
-        self.head = heads[self.aggregate_id]
+        self.head = ChainHead(meta.sequence, meta.hash)
         if isinstance(record, BlockObserved):
             self.window.observe(Block(record.number, record.hash, record.parent_hash,
                                       int(record.timestamp.timestamp()),

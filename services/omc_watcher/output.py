@@ -2,15 +2,18 @@
 acknowledged.
 
     out = Output(producer, source)
-    record, body, head = out.seal(emit, head, occurred_at, actor)
-    out.write([(topic, key, record, body), …])    # blocking; every ack awaited
+    meta, body, head = out.seal(emit, head, occurred_at, actor)   # the sealed envelope
+    out.write([(topic, key, emit.record, meta, body), …])  # blocking; every ack awaited
 
 The record is Avro-encoded once, with meta.hash = "": those are its canonical bytes
 (docs/envelope.md), hashed after prev_hash; the hash's encoding (0x80 0x01 and 64 hex
 digits) then replaces the empty string's single 0x00 byte, which is the last byte of `meta`,
 itself the record's first field. That gives exactly the bytes a second full encoding would,
 at a fraction of the cost (the integration tests verify every chain with
-`omc_events.chain.verify`). The value carries the Confluent wire-format prefix the codec
+`omc_events.chain.verify`). Blocks and logs, thousands a second in a backfill, are encoded
+by `omc_watcher.wire` (byte strings, checked against the codec on first use); anything else
+by the codec's fastavro path. The sealed record itself is never built here: the caller folds
+(envelope, draft) pairs. The value carries the Confluent wire-format prefix the codec
 gives the record on that topic; nothing the contract refuses can be written, since the codec
 is asked for every (topic, record type) before its first use.
 
@@ -32,6 +35,7 @@ from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_events.records import EventMeta
 from omc_kafka.producer import DeliveryFailed, EventProducer
+from omc_watcher.wire import Wire
 
 _HASH_LENGTH = b"\x80\x01"  # zig-zag varint of 64, the length of a hex SHA-256
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -73,26 +77,39 @@ class Output:
         self._prefixes: dict[tuple[str, str], bytes] = {}
         self._failures: list[str] = []
         self._time: tuple[datetime | None, bytes] = (None, b"")
+        self.wire = Wire(producer.codec.schemas)
 
     def seal(self, emit: Emit, head: ChainHead, occurred_at: datetime,
-             actor: str) -> tuple[Record, bytes, ChainHead]:
-        """(`emit`'s record sealed after `head`, its Avro body, the aggregate's new head)."""
-        schemas = self.producer.codec.schemas
+             actor: str) -> tuple[EventMeta, bytes, ChainHead]:
+        """(the envelope of `emit`'s record sealed after `head`, the sealed record's Avro
+        body, the aggregate's new head). The sealed record is
+        `dataclasses.replace(emit.record, meta=<the envelope>)`; it is not built here."""
         event_id = emit.event_id
         sequence = head.sequence + 1
+        parts = self.wire.parts(emit, occurred_at, actor, event_id, sequence, head.hash)
+        if parts is not None:  # a block or a log: encoded directly (omc_watcher.wire)
+            envelope, rest = parts
+            digest = chain_hash(head.hash, b"".join((envelope, b"\x00", rest)))
+            body = b"".join((envelope, _HASH_LENGTH, digest.encode(), rest))
+        else:
+            body, digest = self._generic(emit, emit.envelope(
+                occurred_at, actor, event_id=event_id, sequence=sequence, prev_hash=head.hash),
+                head)
         meta = emit.envelope(occurred_at, actor, event_id=event_id, sequence=sequence,
-                             prev_hash=head.hash)
+                             prev_hash=head.hash, hash=digest)
+        return meta, body, ChainHead(sequence, digest)
+
+    def _generic(self, emit: Emit, meta: EventMeta, head: ChainHead) -> tuple[bytes, str]:
+        """(value body, hash) through the codec's fastavro encoding, for any record."""
+        schemas = self.producer.codec.schemas
         canonical = schemas.encode(dataclasses.replace(emit.record, meta=meta))
         meta_end = _meta_length(meta)
         marker = _HASH_LENGTH + head.hash.encode() + b"\x00"  # prev_hash, then hash = ""
         if canonical[meta_end - len(marker):meta_end] != marker:  # EventMeta changed shape
             meta_end = len(schemas.encode(meta))
         digest = chain_hash(head.hash, canonical)
-        body = canonical[:meta_end - 1] + _HASH_LENGTH + digest.encode() + canonical[meta_end:]
-        sealed = dataclasses.replace(emit.record, meta=emit.envelope(
-            occurred_at, actor, event_id=event_id, sequence=sequence, prev_hash=head.hash,
-            hash=digest))
-        return sealed, body, ChainHead(sequence, digest)
+        return canonical[:meta_end - 1] + _HASH_LENGTH + digest.encode() + canonical[meta_end:], \
+            digest
 
     def headers(self, meta: EventMeta) -> list[tuple[str, bytes]]:
         """`omc_events.envelope.headers(meta, source)`, the same list, built for speed (the
@@ -111,20 +128,23 @@ class Output:
             pairs.append(("tracestate", meta.tracestate.encode()))
         return pairs
 
-    def prefix(self, topic: str, record: Record) -> bytes:
-        """The wire-format prefix (magic byte, schema id) of `record`'s type on `topic`."""
+    def prefix(self, topic: str, record: Record, meta: EventMeta) -> bytes:
+        """The wire-format prefix (magic byte, schema id) of `record`'s type on `topic`
+        (`record` sealed with `meta`, or its draft)."""
         key = (topic, record.SCHEMA)
         found = self._prefixes.get(key)
         if found is None:
-            found = self._prefixes[key] = self.producer.codec.encode(topic, record)[:5]
+            sealed = dataclasses.replace(record, meta=meta)
+            found = self._prefixes[key] = self.producer.codec.encode(topic, sealed)[:5]
         return found
 
-    def write(self, items: Sequence[tuple[str, str, Record, bytes]]) -> None:
-        """Produce (topic, key, sealed record, body) in order and wait for every ack."""
+    def write(self, items: Sequence[tuple[str, str, Record, EventMeta, bytes]]) -> None:
+        """Produce (topic, key, record or its draft, its sealed envelope, body) in order and
+        wait for every ack."""
         kafka = self.producer.producer
-        for topic, key, record, body in items:
-            kafka.produce(topic, value=self.prefix(topic, record) + body, key=key,
-                          headers=self.headers(record.meta),  # type: ignore[attr-defined]
+        for topic, key, record, meta, body in items:
+            kafka.produce(topic, value=self.prefix(topic, record, meta) + body, key=key,
+                          headers=self.headers(meta),
                           on_delivery=self._delivered)
             kafka.poll(0)
         remaining = kafka.flush(30)

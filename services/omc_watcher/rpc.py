@@ -5,7 +5,9 @@
     await node.block_number()                     -> int
     await node.blocks([n, …])                     -> [Block …]   stops at the first missing one
     await node.receipts([tx_hash, …])             -> {tx_hash: Receipt | None}
-    await node.logs([filter, …])                  -> [[Log …] …]   one list per filter
+    await node.logs([filter, …], decode=None)     -> [[Log …] …]   one list per filter; with
+                                                  `decode(topics, data) -> (signature, json)`
+                                                  each log carries its decoded arguments
 
 Batches hold at most `batch` calls. The URL never appears in an error (it may hold an API
 key): a node that cannot be reached, times out or answers with an error raises
@@ -15,7 +17,7 @@ key): a node that cannot be reached, times out or answers with an error raises
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -23,6 +25,8 @@ import httpx
 from omc_chain.errors import ChainUnavailable
 from omc_domain.chainview import Block, Log, Receipt
 from omc_watcher.subscriptions import checksum
+
+Decoder = Callable[[Sequence[str], str], tuple[str | None, str | None]]
 
 
 class Node:
@@ -94,9 +98,10 @@ class Node:
         return {h: None if raw is None else receipt_of(raw)
                 for h, raw in zip(tx_hashes, found, strict=True)}
 
-    async def logs(self, filters: Sequence[dict[str, Any]]) -> list[list[Log]]:
+    async def logs(self, filters: Sequence[dict[str, Any]],
+                   decode: Decoder | None = None) -> list[list[Log]]:
         found = await self.calls([("eth_getLogs", [f]) for f in filters])
-        return [[log_of(raw) for raw in entries if not raw.get("removed")]
+        return [[log_of(raw, decode) for raw in entries if not raw.get("removed")]
                 for entries in found]
 
 
@@ -117,10 +122,12 @@ def receipt_of(raw: dict[str, Any]) -> Receipt:
         contract_address=checksum(contract.lower()) if contract else None)
 
 
-def log_of(raw: dict[str, Any]) -> Log:
+def log_of(raw: dict[str, Any], decode: Decoder | None = None) -> Log:
+    topics, data = tuple(t.lower() for t in raw["topics"]), raw["data"].lower()
+    signature, decoded = decode(topics, data) if decode is not None else (None, None)
     return Log(
-        address=checksum(raw["address"].lower()),
-        topics=tuple(t.lower() for t in raw["topics"]), data=raw["data"].lower(),
+        address=checksum(raw["address"].lower()), topics=topics, data=data,
         block_number=int(raw["blockNumber"], 16), block_hash=raw["blockHash"].lower(),
         tx_hash=raw["transactionHash"].lower(),
-        transaction_index=int(raw["transactionIndex"], 16), log_index=int(raw["logIndex"], 16))
+        transaction_index=int(raw["transactionIndex"], 16), log_index=int(raw["logIndex"], 16),
+        event_signature=signature, decoded_json=decoded)

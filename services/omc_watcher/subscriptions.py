@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,10 @@ class EventAbi:
         return self.topic0
 
     @functools.cached_property
+    def _signature(self) -> str:
+        return self.signature
+
+    @functools.cached_property
     def _all_static(self) -> bool:
         return all(_word_kind(p.type) for p in self.params)
 
@@ -96,26 +100,90 @@ class EventAbi:
         return abi.canonical_json(decoded)
 
 
-    def _decode_words(self, topics: Sequence[str], data: str) -> str | None:
-        """The fast path: every parameter is one 32-byte word (no arrays, tuples, strings or
-        bytes), read straight from the hex; the same values as eth_abi's."""
-        words = len(self.params) - len(topics) + 1
-        if len(data) != 2 + 64 * words:
+    @functools.cached_property
+    def _word_plan(self) -> tuple[list[tuple[str, bool, int, Callable[[str], str | None]]],
+                                  int] | None:
+        """For the fast path: per parameter in canonical-JSON key order (its JSON key, read
+        from a topic?, which topic or data word, its word's JSON decoder), and the number of
+        data words; None when names collide (the generic path then decides)."""
+        names = [p.name or f"arg{i}" for i, p in enumerate(self.params)]
+        if len(set(names)) != len(names):
             return None
-        decoded: dict[str, Any] = {}
-        topic_at, data_at = 1, 2
-        for i, (param, indexed) in enumerate(zip(self.params, self.indexed, strict=True)):
+        plan, topic_at, data_at = [], 1, 0
+        for name, param, indexed in zip(names, self.params, self.indexed, strict=True):
+            where = topic_at if indexed else data_at
             if indexed:
-                word = topics[topic_at][2:]
                 topic_at += 1
             else:
-                word = data[data_at:data_at + 64]
-                data_at += 64
-            value = _word(param.type.base, word)
+                data_at += 1
+            plan.append((json.dumps(name, ensure_ascii=False), indexed, where,
+                         _word_json(param.type.base)))
+        plan.sort(key=lambda step: json.loads(step[0]))
+        return plan, data_at
+
+    def _decode_words(self, topics: Sequence[str], data: str) -> str | None:
+        """The fast path: every parameter is one 32-byte word (no arrays, tuples, strings or
+        bytes), read straight from the hex into canonical JSON; the same values as eth_abi's,
+        the same text as `abi.canonical_json`."""
+        plan = self._word_plan
+        if plan is None:
+            return _canonical_words(self, topics, data)
+        steps, words = plan
+        if len(data) != 2 + 64 * words:
+            return None
+        parts = []
+        for key, indexed, at, decode in steps:
+            value = decode(topics[at][2:] if indexed else data[2 + 64 * at:66 + 64 * at])
             if value is None:
                 return None
-            decoded[param.name or f"arg{i}"] = value
-        return abi.canonical_json(decoded)
+            parts.append(f"{key}:{value}")
+        return "{" + ",".join(parts) + "}"
+
+
+def _canonical_words(event: EventAbi, topics: Sequence[str], data: str) -> str | None:
+    """`_decode_words` through a dict and `abi.canonical_json` (names that collide)."""
+    words = len(event.params) - len(topics) + 1
+    if len(data) != 2 + 64 * words:
+        return None
+    decoded: dict[str, Any] = {}
+    topic_at, data_at = 1, 2
+    for i, (param, indexed) in enumerate(zip(event.params, event.indexed, strict=True)):
+        if indexed:
+            word = topics[topic_at][2:]
+            topic_at += 1
+        else:
+            word = data[data_at:data_at + 64]
+            data_at += 64
+        value = _word(param.type.base, word)
+        if value is None:
+            return None
+        decoded[param.name or f"arg{i}"] = value
+    return abi.canonical_json(decoded)
+
+
+def _word_json(base: str) -> Callable[[str], str | None]:
+    """A decoder of one word of type `base` straight to its canonical JSON text (every
+    value `_word` gives is ASCII: a decimal or 0x string, or a boolean)."""
+    if base == "bool":
+        return lambda word: {0: "false", 1: "true"}.get(int(word, 16))
+    if base == "address":
+        return lambda word: (f'"{checksum("0x" + word[24:])}"' if int(word[:24], 16) == 0
+                             else None)
+    match = _INT.fullmatch(base)
+    if match and match.group(1):  # uintN
+        bits = int(match.group(2) or 256)
+
+        def unsigned(word: str) -> str | None:
+            value = int(word, 16)
+            return f'"{value}"' if value >> bits == 0 else None
+
+        return unsigned
+
+    def decode(word: str) -> str | None:
+        value = _word(base, word)
+        return None if value is None else f'"{value}"'
+
+    return decode
 
 
 _INT = re.compile(r"(u?)int(\d*)")
@@ -220,7 +288,7 @@ class Subscription:
         if self.event is None:
             return None, None
         decoded = self.event.decode(topics, data)
-        return (self.event.signature, decoded) if decoded is not None else (None, None)
+        return (self.event._signature, decoded) if decoded is not None else (None, None)
 
 
 def parse_subscriptions(items: Any) -> tuple[Subscription, ...]:

@@ -435,11 +435,11 @@ class FailingNode(Node):
         self.fail_at = fail_at
         self.log_batches = 0
 
-    async def logs(self, filters):
+    async def logs(self, filters, decode=None):
         self.log_batches += 1
         if self.log_batches == self.fail_at:
             raise ChainUnavailable("eth_getLogs: the test's node went away")
-        return await super().logs(filters)
+        return await super().logs(filters, decode)
 
 
 def test_a_subscription_backfills_goes_live_and_resumes_without_duplicate_or_gap(

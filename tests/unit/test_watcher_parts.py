@@ -61,6 +61,22 @@ def test_the_word_decoder_agrees_with_eth_abi(kind: str, value) -> None:
     assert fast is not None
 
 
+@pytest.mark.parametrize("spec", [
+    "E(uint8 zeta, address indexed alpha, bool Beta, uint256 omega, int16 _x)",
+    "E(uint8, bool arg0)", "E(uint8, bool)"])
+def test_the_word_decoder_writes_the_canonical_json_of_the_general_path(spec: str) -> None:
+    event = parse_event(spec)
+    kinds = [p.type.canonical for p in event.params]
+    values = {"uint8": 7, "address": BOB, "bool": True, "uint256": 2**200, "int16": -300,
+              "uint16": 65535}
+    words = [eth_abi.encode([k], [values[k]]).hex() for k in kinds]
+    topics = [event.topic0] + ["0x" + w for w, ix in zip(words, event.indexed, strict=True)
+                               if ix]
+    data = "0x" + "".join(w for w, ix in zip(words, event.indexed, strict=True) if not ix)
+    assert event.decode(topics, data) == event._decode_abi(topics, data)
+    assert event.decode(topics, data) is not None
+
+
 @pytest.mark.parametrize(("kind", "word"), [
     ("uint8", "0x" + "00" * 30 + "0100"), ("bool", "0x" + "00" * 31 + "02"),
     ("address", "0x" + "01" + "00" * 31), ("int8", "0x" + "00" * 31 + "80")])
@@ -172,8 +188,72 @@ def test_sealing_once_gives_the_bytes_and_headers_of_the_projects_seal_and_codec
     for emit in emits:
         expected, head = seal(Producer.codec.schemas, emit.filled(now, "svc:chain-watcher"),
                               head)
-        record, body, mine = output.seal(emit, mine, now, "svc:chain-watcher")
-        assert record == expected
+        meta, body, mine = output.seal(emit, mine, now, "svc:chain-watcher")
+        assert dataclasses.replace(emit.record, meta=meta) == expected
         assert body == Producer.codec.schemas.encode(expected)
         assert mine == head
-        assert output.headers(record.meta) == headers(record.meta, "omc/chain-watcher")
+        assert output.headers(meta) == headers(meta, "omc/chain-watcher")
+
+
+def _bulk_records():
+    from datetime import UTC, datetime
+
+    from omc_domain.draft import DRAFT
+    from omc_events.records import BlockObserved, ContractEventObserved
+
+    h = "0x" + "3c" * 32
+    yield BlockObserved(meta=DRAFT, chain_id=1, number=0, hash=h, parent_hash=h,
+                        timestamp=datetime(1970, 1, 1, tzinfo=UTC), base_fee_per_gas_wei=None)
+    yield BlockObserved(meta=DRAFT, chain_id=2**40, number=21_000_000_000, hash=h,
+                        parent_hash="0x" + "00" * 32,
+                        timestamp=datetime(2026, 11, 25, 12, 0, 1, tzinfo=UTC),
+                        base_fee_per_gas_wei=str(10**30))
+    for topics, removed, signature, decoded, data in (
+            ((), False, None, None, "0x"),
+            ((h,), True, "T()", '{"a":"é"}', "0x" + "ff" * 300),
+            (tuple("0x" + f"{i:064x}" for i in range(4)), False, "X(uint256)", "{}" * 5000,
+             "0x00")):
+        yield ContractEventObserved(
+            meta=DRAFT, chain_id=31337, subscription_id="sub ü" * 20, address=TOKEN,
+            topics=topics, data=data, block_number=8191, block_hash=h, tx_hash=h,
+            transaction_index=8192, log_index=2**31 - 1, removed=removed,
+            event_signature=signature, decoded_json=decoded)
+
+
+@pytest.mark.parametrize("record", list(_bulk_records()), ids=lambda r: r.SCHEMA)
+def test_blocks_and_logs_are_encoded_directly_to_the_codecs_bytes(record) -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from omc_domain.chainview import Emit
+    from omc_events.avro import Schemas
+    from omc_watcher.wire import Wire
+
+    schemas = Schemas()
+    for emit in (Emit("chain", "31337", "cause", 0, record),
+                 Emit("receipts", "31337:" + BOB, "cause", 9000, record, "acme ü",
+                      "corr", "00-" + "1" * 32 + "-" + "2" * 16 + "-01")):
+        now = datetime(2026, 11, 25, 12, 0, 0, 999999, tzinfo=UTC)
+        parts = Wire(schemas).parts(emit, now, "svc:chain-watcher", emit.event_id, 123_456,
+                                    "ab" * 32)
+        meta = emit.envelope(now, "svc:chain-watcher", sequence=123_456,
+                             prev_hash="ab" * 32)
+        assert parts is not None
+        assert parts[0] + b"\x00" + parts[1] == schemas.encode(
+            dataclasses.replace(record, meta=meta))
+
+
+def test_a_bad_value_is_refused_by_the_direct_encoding_too() -> None:
+    from datetime import UTC, datetime
+
+    from omc_domain.chainview import Emit
+    from omc_domain.draft import DRAFT
+    from omc_events.avro import RecordInvalid, Schemas
+    from omc_events.records import BlockObserved
+    from omc_watcher.wire import Wire
+
+    bad = BlockObserved(meta=DRAFT, chain_id=1, number=1, hash="0xABC",
+                        parent_hash="0x" + "00" * 32, timestamp=datetime(2026, 1, 1, tzinfo=UTC))
+    with pytest.raises(RecordInvalid, match="hash"):
+        Wire(Schemas()).parts(Emit("chain", "1", "c", 0, bad), datetime.now(UTC), "a",
+                              "e", 1, "")
