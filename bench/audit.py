@@ -149,13 +149,19 @@ def main() -> None:
         for value in values:
             hashlib.sha256(value).digest()
 
+    def fields(value: bytes) -> dict:  # as omc_audit.verify reads inferences
+        writer = codec.writer(schema_id_of(value))
+        return codec.schemas.decode(writer.name, value, writer.parsed, offset=5)
+
     def verify(workers: int = 1) -> None:
-        audit(evidence, codec.decode, (key.address,), kind=kind, workers=workers)
+        audit(evidence, codec.decode, (key.address,), kind=kind, workers=workers,
+              fields=fields)
 
     def structure(workers: int = 1) -> None:  # hashes, chains, trees, checkpoints only
         audit(evidence, codec.decode, (key.address,), kind=lambda value: "", workers=workers)
 
-    parallel = audit(evidence, codec.decode, (key.address,), kind=kind, workers=args.workers)
+    parallel = audit(evidence, codec.decode, (key.address,), kind=kind, workers=args.workers,
+                     fields=fields)
     assert parallel.ok
     assert parallel.inferences == report.inferences
     base = _best(bare, args.rounds)

@@ -67,6 +67,15 @@ def _codec(settings: Settings) -> Codec:
     return Codec(SchemaRegistryClient({"url": settings.schema_registry_url}))
 
 
+def _fields(codec: Codec):
+    """A message's Avro datum (no typed record), read as Codec.decode reads it."""
+    def read(value: bytes) -> dict:
+        writer = codec.writer(schema_id_of(value))
+        return codec.schemas.decode(writer.name, value, writer.parsed, offset=5)
+
+    return read
+
+
 def _chain(settings: Settings) -> ChainRoots:
     return ChainRoots(settings.chain_rpc_url)
 
@@ -111,7 +120,8 @@ def verify_log(settings: Settings, topics: Topics = Topics(), *, task_id: str | 
                             proof_events=proof)
     codec = _codec(settings)
     return audit(evidence, codec.decode, trusted, _chain(settings), registry,
-                 kind=lambda value: codec.writer(schema_id_of(value)).name, workers=workers)
+                 kind=lambda value: codec.writer(schema_id_of(value)).name, workers=workers,
+                 fields=_fields(codec))
 
 
 def _stream_part(codec: Codec, chain: ChainRoots, held: list[Stored],

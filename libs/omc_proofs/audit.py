@@ -262,10 +262,18 @@ def _run(jobs: list[tuple], fn: Callable, pool: Any) -> list:
 def _check_inferences(indices: list[int]) -> list[tuple[int, str, str]]:
     """Findings (index, code, text) of the InferenceCompleted events at these indices,
     decoded with the inherited decode function: `audit`'s inference loop, in a worker."""
-    decode, events = _SHARED["decode"], _SHARED["events"]
+    decode, events, fields = _SHARED["decode"], _SHARED["events"], _SHARED.get("fields")
     found = []
     for index in indices:
         try:
+            if fields is not None:  # the datum is all the check needs: no typed record
+                datum = fields(events[index].value)
+                found.append((index, "", ""))  # counted
+                if not _inference_fields_ok(datum):
+                    found.append((index, "inference_signature",
+                                  f"inference {datum['inference_id']}: digest or signature "
+                                  f"by {datum['signer']} does not verify"))
+                continue
             record = decode(events[index].value)
         except Exception as error:  # any failure to decode is a finding, never a crash
             found.append((index, "unreadable", f"does not decode: {error}"))
@@ -337,14 +345,18 @@ def _decode_all(messages: Iterable[Stored], decode: Callable[[bytes], Record],
 def audit(evidence: Evidence, decode: Callable[[bytes], Record],
           trusted: Collection[str] = (), chain: ChainRoots | None = None,
           registry: str | None = None, kind: Callable[[bytes], str] | None = None,
-          workers: int = 1) -> Report:
+          workers: int = 1, fields: Callable[[bytes], dict] | None = None) -> Report:
     """Verify `evidence`; `registry` pins the AnchorRegistry (else the one anchors name).
     `kind(value)` names a message's record from its schema id (the first 5 bytes; it is
     asked once per id) so that only the events with something more to check (inferences)
     are decoded; without it every one is. `workers` > 1: the per-message work (hashes,
     chains, trees, inference signatures) is spread over that many forked processes when
-    there are at least PARALLEL_FROM events; the answer is the same."""
+    there are at least PARALLEL_FROM events; the answer is the same. `fields(value)`, with
+    `kind`: an InferenceCompleted's Avro datum (a dict, no typed record: the check needs
+    nothing more, and building the record costs more than reading it)."""
     _SHARED.update(events=evidence.events, proof=evidence.proof_events, decode=decode)
+    if fields is not None and kind is not None:
+        _SHARED["fields"] = fields
     pool = _pool(workers if len(evidence.events) >= PARALLEL_FROM else 1, decode)
     try:
         return _audit(evidence, decode, trusted, chain, registry, kind, pool, workers)
@@ -395,7 +407,8 @@ def _audit(evidence: Evidence, decode: Callable[[bytes], Record], trusted: Colle
         m for m in evidence.events if _key(m) in evidence.focus]
     if kind is not None:
         kind = _by_header(kind)
-    if kind is not None and pool is not None:  # inferences only: checked in the workers
+    if kind is not None and (pool is not None or "fields" in _SHARED):
+        # inferences only, by their fields: checked in the workers, if any
         focused = _inferences_in_pool(events, evidence.focus, kind, pool, workers, report)
     for m, record in _decode_all(focused, decode, report, kind,
                                  (InferenceCompleted.SCHEMA,)):
@@ -592,8 +605,8 @@ def _inferences_in_pool(events: list[Stored], focus: set[tuple[str, int, int]] |
                         kind: Callable[[bytes], str], pool: Any, workers: int,
                         report: Report) -> list[Stored]:
     """Check the inferences among the events (those in `focus`, if given) in the pool's
-    workers, in order; returns the events whose kind could not be told (left for the
-    caller's loop to report)."""
+    workers (here, without a pool), in order; returns the events whose kind could not be
+    told (left for the caller's loop to report)."""
     wanted, unknown = [], []
     for index, m in enumerate(events):
         if focus is not None and _key(m) not in focus:
@@ -613,6 +626,13 @@ def _inferences_in_pool(events: list[Stored], focus: set[tuple[str, int, int]] |
             else:
                 report.add(code, events[index].where, text)
     return unknown
+
+
+def _inference_fields_ok(d: dict) -> bool:
+    """_inference_ok over an InferenceCompleted's Avro datum."""
+    digest = inference_digest(d["inference_id"], d["model"], d["parameters_json"],
+                              d["prompt_hash"], d["response"], d["tool_calls"])
+    return digest == d["digest"] and signed_by(d["digest"], d["signature"], d["signer"])
 
 
 def _inference_ok(event: InferenceCompleted) -> bool:

@@ -226,3 +226,48 @@ def test_an_audit_in_several_processes_is_the_audit_in_one(monkeypatch):
     assert several.findings == one.findings
     assert several.coverage == one.coverage
     assert one.findings  # the changes were found
+
+
+def test_inferences_read_as_fields_give_the_report_of_typed_records(monkeypatch):
+    """An inference check over the Avro datum (`fields`), in one process or several, finds
+    what the typed-record check finds: forged signatures and changed responses."""
+    from omc_events.records import InferenceCompleted
+    from omc_llm.attest import Attestor, inference_digest
+
+    attestor = Attestor("0x" + "11" * 32)
+    name = "omc.task.InferenceCompleted"
+    messages, head = [], ChainHead()
+    for i in range(40):
+        record = sample(SCHEMAS.set, name, aggregate_id="task-i", causation="c", position=i)
+        record = dataclasses.replace(record, meta=dataclasses.replace(
+            record.meta, aggregate_type="task"))
+        digest = inference_digest(record.inference_id, record.model, record.parameters_json,
+                                  record.prompt_hash, record.response, record.tool_calls)
+        record = dataclasses.replace(record, digest=digest, signer=attestor.address,
+                                     signature=attestor.sign(digest))
+        if i % 7 == 3:  # a forged signature
+            record = dataclasses.replace(record, signature="0x" + "ab" * 64 + "1b")
+        if i % 11 == 5:  # a response changed after signing (and resealed)
+            record = dataclasses.replace(record, response=record.response + "!")
+        record, head = seal(SCHEMAS, record, head)
+        messages.append(Stored("t", 0, i, b"task-i", SCHEMAS.encode(record, HEADER)))
+    evidence = Evidence(events=messages, complete={"t:0"})
+
+    def decode(value: bytes):
+        return InferenceCompleted.from_avro(SCHEMAS.decode(name, value, offset=5))
+
+    def fields(value: bytes) -> dict:
+        return SCHEMAS.decode(name, value, offset=5)
+
+    def kind(value: bytes) -> str:
+        return name
+
+    typed = audit(evidence, decode, kind=kind)
+    assert typed.inferences == 40
+    assert {f.where for f in typed.findings} == {
+        m.where for i, m in enumerate(messages) if i % 7 == 3 or i % 11 == 5}
+    assert audit(evidence, decode, kind=kind, fields=fields).findings == typed.findings
+    monkeypatch.setattr(audit_module, "PARALLEL_FROM", 10)
+    several = audit(evidence, decode, kind=kind, fields=fields, workers=2)
+    assert several.findings == typed.findings
+    assert several.inferences == 40
