@@ -24,11 +24,12 @@ from omc_gateway.apikeys import CachedKeyStore, find_key
 from omc_gateway.app import create_app
 from omc_gateway.commands import CommandFactory
 from omc_gateway.mysqlpool import MySQLPool
-from omc_gateway.publisher import COMMANDS_TOPIC, AckedProducer, KafkaCommandBus
+from omc_gateway.publisher import COMMANDS_TOPIC, KafkaCommandBus
 from omc_gateway.readmodel import ProjectionReadModel
 from omc_gateway.redisports import RedisIdempotency, RedisRateLimiter
 from omc_gateway.routes_proofs import ProofIndex
 from omc_gateway.settings import GatewaySettings
+from omc_kafka.acked import AsyncProducer
 from omc_kafka.producer import producer_config
 from omc_store.mysql import options
 
@@ -43,14 +44,14 @@ def build(settings: GatewaySettings, *, commands_topic: str = COMMANDS_TOPIC,
     schemas = Schemas()
     timeout_ms = int(settings.kafka_timeout * 1000)
 
-    def make_producer() -> AckedProducer:
+    def make_producer() -> AsyncProducer:
         producer = Producer(producer_config(base, **{
             "message.timeout.ms": timeout_ms, "request.timeout.ms": min(timeout_ms, 30000),
             "client.id": "omc-gateway",
             # small messages, and CPU is what limits the gateway: lz4 costs more than it saves
             "compression.type": "none"}))
         registry = SchemaRegistryClient({"url": base.schema_registry_url})
-        return AckedProducer(producer, Codec(registry, schemas=schemas, catalogue=catalogue),
+        return AsyncProducer(producer, Codec(registry, schemas=schemas, catalogue=catalogue),
                              SOURCE)
 
     def connect():

@@ -13,11 +13,12 @@ import pytest
 from confluent_kafka import KafkaError
 
 from omc_events.codec import CodecError
-from omc_gateway.commands import SealedCommand
+from omc_gateway.commands import CommandFactory, Origin, Principal, SealedCommand
 from omc_gateway.errors import IdempotencyConflict, RateLimited, Unavailable
 from omc_gateway.memory import MemoryIdempotency, MemoryRateLimiter
 from omc_gateway.ports import StoredAnswer
 from omc_gateway.publisher import KafkaCommandBus
+from omc_kafka.acked import AsyncProducer
 
 ANSWER = StoredAnswer(202, {"command_id": "c", "status": "accepted"}, "/v1/tasks/t")
 
@@ -119,6 +120,16 @@ def test_a_down_memory_adapter_is_unavailable() -> None:
 # -- the Kafka command bus --------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class StandInMessage:
+    """The part of confluent_kafka.Message a delivery report reads."""
+
+    name: str
+
+    def topic(self) -> str:
+        return self.name
+
+
 class StandInClient:
     """confluent_kafka.Producer's interface: produce() queues, poll() serves delivery reports
     of the messages the broker answered (`answer` decides: None acknowledges)."""
@@ -129,51 +140,48 @@ class StandInClient:
         self.polls = 0
 
     def produce(self, topic, value, key, headers, on_delivery) -> None:
-        if value == b"full":
+        if value[5:] == b"full":
             raise BufferError("Local: Queue full")
-        self.queued.append((key, value, on_delivery))
+        self.queued.append((topic, value, on_delivery))
 
     def poll(self, timeout: float) -> int:
         self.polls += 1
         served, self.queued = self.queued, []
-        for _, value, on_delivery in served:
-            on_delivery(self.answer(value), None)
+        for topic, value, on_delivery in served:
+            on_delivery(self.answer(value), StandInMessage(topic))
         return len(served)
 
     def flush(self, timeout: float) -> int:
         return self.poll(0)
 
 
-class StandInProducer:
-    """AckedProducer's interface over the stand-in client; a command's value is its body."""
+class StandInCodec:
+    """`Codec.prefix`'s interface: every command type is registered but CancelTask."""
 
-    def __init__(self) -> None:
-        self.producer = StandInClient()
-        self.source = "omc/test"
-
-    def frame(self, topic: str, command: SealedCommand) -> bytes:
-        if command.body == b"unregistered":
-            raise CodecError("the registry does not hold this build's omc.command.SubmitTask")
-        return command.body
-
-    def produce(self, topic, record, value, on_delivery) -> None:
-        self.producer.produce(topic, value, record.name, [], on_delivery)
+    def prefix(self, topic: str, schema: str) -> bytes:
+        if schema == "omc.command.CancelTask":
+            raise CodecError("the registry does not hold this build's omc.command.CancelTask")
+        return b"\x00\x00\x00\x00\x07"
 
 
-@dataclasses.dataclass
-class Named:
-    name: str
-    SCHEMA: str = "omc.command.SubmitTask"
+def stand_in_producer() -> AsyncProducer:
+    return AsyncProducer(StandInClient(), StandInCodec(), "omc/test")  # type: ignore[arg-type]
+
+
+ORIGIN = Origin(Principal("k1", "acme", frozenset({"commands:write"})), str(uuid.uuid4()))
+SUBMIT = {"agent_id": str(uuid.uuid4()), "instruction": "hello", "chain_id": 31337,
+          "max_value_wei": "1", "deadline": None, "metadata": None}
 
 
 def sealed(name: str) -> SealedCommand:
-    return SealedCommand(Named(name), name.encode())  # type: ignore[arg-type]
+    """A real command whose body is `name` (what the stand-in client answers by)."""
+    return dataclasses.replace(CommandFactory().submit_task(ORIGIN, SUBMIT), body=name.encode())
 
 
 def test_the_bus_answers_each_command_with_its_own_delivery_report() -> None:
-    producer = StandInProducer()
+    producer = stand_in_producer()
     producer.producer.answer = lambda value: (KafkaError(KafkaError._MSG_TIMED_OUT)
-                                              if value == b"b" else None)
+                                              if value[5:] == b"b" else None)
     bus = KafkaCommandBus(lambda: producer, timeout=1)
 
     async def go() -> list[object]:
@@ -191,12 +199,13 @@ def test_the_bus_answers_each_command_with_its_own_delivery_report() -> None:
 
 
 def test_an_unregistered_type_and_a_full_queue_fail_only_themselves() -> None:
-    producer = StandInProducer()
+    producer = stand_in_producer()
     bus = KafkaCommandBus(lambda: producer, timeout=1)
+    unregistered = CommandFactory().cancel_task(ORIGIN, str(uuid.uuid4()), {"reason": "stop"})
 
     async def go() -> list[object]:
         await bus.open()
-        results = await asyncio.gather(bus.publish(sealed("unregistered")),
+        results = await asyncio.gather(bus.publish(unregistered),
                                        bus.publish(sealed("full")), bus.publish(sealed("ok")),
                                        return_exceptions=True)
         await bus.close()
@@ -211,7 +220,7 @@ def test_an_unregistered_type_and_a_full_queue_fail_only_themselves() -> None:
 
 
 def test_the_poller_sleeps_while_nothing_is_in_flight() -> None:
-    producer = StandInProducer()
+    producer = stand_in_producer()
     bus = KafkaCommandBus(lambda: producer, timeout=1)
 
     async def go() -> int:
@@ -229,4 +238,4 @@ def test_the_poller_sleeps_while_nothing_is_in_flight() -> None:
 
 def test_the_bus_refuses_before_it_is_open() -> None:
     with pytest.raises(Unavailable):
-        run(KafkaCommandBus(StandInProducer, timeout=1).publish(sealed("a")))
+        run(KafkaCommandBus(stand_in_producer, timeout=1).publish(sealed("a")))
