@@ -1,6 +1,7 @@
 """The audit: everything `omc audit verify` checks, over evidence already in memory.
 
-    audit(evidence, decode, trusted=(), chain=None) -> Report
+    audit(evidence, decode, trusted=(), chain=None, registry=None, kind=None, workers=1,
+          fields=None) -> Report
 
 Evidence is what the log (or a bundle) holds: event messages as stored (topic, partition,
 offset, key, value), the proof topic's messages, inclusion proofs for events whose stream is
@@ -23,12 +24,17 @@ not complete, and recorded anchor receipts. The checks:
                  AnchorRegistry.rootOf(stream, size) holds that root (or, offline, the
                  recorded receipt says so, and the report says it was not checked live)
 
+The per-message work runs on the raw bytes (omc_proofs.fastcheck), per run of one
+partition's messages, optionally in forked worker processes (`workers`), stitched in order:
+the findings are those of one pass over the messages, in their order.
+
 Each problem is a `Finding` with a stable `code` (see CODES) and the place it was found.
 Pure: the chain is asked through `chain`, a callable given by the caller.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -227,8 +233,9 @@ def _segments(messages: list[Stored]) -> list[tuple[int, int]]:
 
 
 # What forked workers inherit instead of receiving it: the decode function and the messages
-# ("events", "proof"), which then never cross a pipe (one audit at a time per process).
+# ("events", "proof"), which then never cross a pipe. One audit at a time per process.
 _SHARED: dict[str, Any] = {}
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def _pool(workers: int, decode: Callable[[bytes], Record]) -> Any:
@@ -354,17 +361,18 @@ def audit(evidence: Evidence, decode: Callable[[bytes], Record],
     there are at least PARALLEL_FROM events; the answer is the same. `fields(value)`, with
     `kind`: an InferenceCompleted's Avro datum (a dict, no typed record: the check needs
     nothing more, and building the record costs more than reading it)."""
-    _SHARED.update(events=evidence.events, proof=evidence.proof_events, decode=decode)
-    if fields is not None and kind is not None:
-        _SHARED["fields"] = fields
-    pool = _pool(workers if len(evidence.events) >= PARALLEL_FROM else 1, decode)
-    try:
-        return _audit(evidence, decode, trusted, chain, registry, kind, pool, workers)
-    finally:
-        if pool is not None:  # every result is in: stop the workers now
-            pool.terminate()
-            pool.join()
-        _SHARED.clear()
+    with _ONE_AT_A_TIME:
+        _SHARED.update(events=evidence.events, proof=evidence.proof_events, decode=decode)
+        if fields is not None and kind is not None:
+            _SHARED["fields"] = fields
+        pool = _pool(workers if len(evidence.events) >= PARALLEL_FROM else 1, decode)
+        try:
+            return _audit(evidence, decode, trusted, chain, registry, kind, pool, workers)
+        finally:
+            if pool is not None:  # every result is in: stop the workers now
+                pool.terminate()
+                pool.join()
+            _SHARED.clear()
 
 
 def _by_header(kind: Callable[[bytes], str]) -> Callable[[bytes], str]:
