@@ -12,6 +12,12 @@
                event ids are derived from the causing event and a position, so a retry writes
                the same ids; input offsets are committed only after every output is
                acknowledged; each request_id is handled once, however often it was written
+    broadcast  signed transactions leave in JSON-RPC batches (`Limits.broadcast_slice`, 100)
+               from one sender thread, in the order they were signed, while the loop signs
+               the next slice; the node's answers are recorded (TxBroadcast, or the error
+               table below) by the loop as they come back, always before the partition is
+               given up or the process closes. A crash before they are recorded leaves the
+               transactions signed and unsettled: the restart rebroadcasts the same bytes
     state      per account, folded from the log (omc_domain.account): on assignment a
                partition is read from offset 0 (or where this process already is) up to its
                end before anything is signed; then nonces are reconciled with the chain and
@@ -57,12 +63,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import fastavro
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -122,6 +132,16 @@ _BY_TX_TOO_LATE = 10_005
 
 
 @dataclass(frozen=True)
+class _InFlight:
+    """A batch handed to the sender thread: its account, transactions, answer to come."""
+
+    key: str
+    batch: list[tuple[SentTx, Replace | None]]
+    future: Future
+    spans: list
+
+
+@dataclass(frozen=True)
 class Limits:
     stuck_blocks: int = 3
     max_replacements: int = 5
@@ -129,6 +149,7 @@ class Limits:
     tick_seconds: float = 1.0
     batch: int = 500
     poll_timeout: float = 0.1
+    broadcast_slice: int = 100  # signed transactions per JSON-RPC batch sent
 
 
 def _now() -> datetime:
@@ -182,6 +203,10 @@ class TxManager:
         self._market: Fees | None = None
         self._warned: set[str] = set()
         self.counts = {"signed": 0, "broadcast": 0, "replaced": 0, "failed": 0}
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="omc-txmanager-send")
+        self._sender_rpc = rpc.twin()  # made now: a client's TLS set-up takes ~50 ms
+        self._in_flight: list[_InFlight] = []
+        self._sending: set[str] = set()  # hashes handed to the sender, answer not recorded
         self._spans: dict[str, Span] = {}  # request id -> its span, while it is signed and sent
 
     # -- Kafka side ---------------------------------------------------------------------------
@@ -202,6 +227,7 @@ class TxManager:
                                           f"{self.targets[tp.partition]})" for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._guarded(self._collect, True)  # outcomes recorded while the accounts are ours
         revoked = {tp.partition for tp in partitions}
         self.assigned -= revoked
         for partition in revoked:
@@ -249,6 +275,10 @@ class TxManager:
         for key in self._owned():
             if key in touched or key not in self.reconciled:
                 self._guarded(self._act, key)
+        if self._in_flight and not deliveries:  # nothing new to sign: await the node's answer
+            wait_for([self._in_flight[0].future], timeout=self.limits.poll_timeout,
+                     return_when=FIRST_COMPLETED)
+        self._guarded(self._collect)
         if time.monotonic() - self._tick_at >= self.limits.tick_seconds:
             self._tick_at = time.monotonic()
             self._guarded(self._tick)
@@ -260,10 +290,11 @@ class TxManager:
     def _poll(self) -> list[tuple[Message, Record | None]]:
         """The next batch: each message with its record, or None for a poison message (sent
         to the dead-letter topic and acknowledged first) and for a record this process wrote
-        and folded already (not decoded again). `RegistryUnavailable` propagates."""
+        and folded already (not decoded again). `RegistryUnavailable` propagates. While a
+        broadcast is in flight it does not wait for messages (the answer is awaited instead)."""
         found: list[tuple[Message, Record | None]] = []
-        for message in self.consumer.consume(num_messages=self.limits.batch,
-                                             timeout=self.limits.poll_timeout):
+        timeout = 0 if self._in_flight else self.limits.poll_timeout
+        for message in self.consumer.consume(num_messages=self.limits.batch, timeout=timeout):
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -317,8 +348,11 @@ class TxManager:
 
     def close(self) -> None:
         try:
+            self._guarded(self._collect, True)  # the answers of what was sent are recorded
             self._flush()
         finally:
+            self._sender.shutdown(wait=True)
+            self._sender_rpc.close()
             try:
                 self.consumer.close()
             except (KafkaException, RuntimeError):
@@ -369,6 +403,10 @@ class TxManager:
             try:
                 market = self._market_fees()
                 for request in requests:
+                    if len(signed) >= self.limits.broadcast_slice:  # sent while the next
+                        self._flush()  # are signed (TxSigned acknowledged BEFORE broadcast)
+                        self.broadcast(state, signed)
+                        signed = []
                     with bound_to(request), self._traced(request.request_id, "sign"):
                         if request.purpose == TxPurpose.CANCEL:
                             decision = accounts.cancellation(state, request, market)
@@ -455,27 +493,42 @@ class TxManager:
     def broadcast(self, state: AccountState,
                   batch: list[tuple[SentTx, Replace | None]]) -> None:
         """Send freshly signed (and acknowledged) transactions in one JSON-RPC batch, in
-        nonce order; record what happened to each (TxReplaced too for a replacement)."""
+        nonce order, from the sender thread (batches leave in the order they are handed
+        over); `_collect` records what happened to each (TxReplaced too for a replacement)
+        while the loop signs the next batch."""
         if not batch:
             return
-        sends = [tracing.start("broadcast", parent=self._spans[tx.request_id],
+        spans = [tracing.start("broadcast", parent=self._spans[tx.request_id],
                                kind=SpanKind.CLIENT, **{"omc.tx_hash": tx.tx_hash})
                  for tx, _ in batch if tx.request_id in self._spans]
-        try:
+        future = self._sender.submit(self._sender_rpc.send_raw_many,
+                                     [tx.raw_tx for tx, _ in batch])
+        self._in_flight.append(_InFlight(state.key, batch, future, spans))
+        self._sending.update(tx.tx_hash for tx, _ in batch)
+
+    def _collect(self, wait: bool = False) -> None:
+        """Record the node's answers to the batches handed to the sender thread, oldest
+        first: those it has (all, waiting for them, with `wait`)."""
+        while self._in_flight and (wait or self._in_flight[0].future.done()):
+            flight = self._in_flight.pop(0)
             try:
-                outcomes = self.rpc.send_raw_many([tx.raw_tx for tx, _ in batch])
-            except ChainUnavailable as error:
+                outcomes = flight.future.result()
+            except ChainUnavailable as error:  # signed, not sent: the tick sends them again
                 log.warning("broadcast of %d transaction(s) waits for the chain: %s",
-                            len(batch), error)
-                return
-            for (tx, decision), outcome in zip(batch, outcomes, strict=True):
-                with self._about(state, tx.request_id):
-                    accepted = self._settle(state, tx, outcome, rebroadcast=False)
-                    if accepted and decision is not None:
-                        self._replaced(state, tx, decision)
-        finally:
-            for span in sends:
-                span.end()
+                            len(flight.batch), error)
+                outcomes = None
+            finally:
+                self._sending.difference_update(tx.tx_hash for tx, _ in flight.batch)
+            try:
+                state = self.states[flight.key]
+                for (tx, decision), outcome in zip(flight.batch, outcomes or (), strict=False):
+                    with self._about(state, tx.request_id):
+                        accepted = self._settle(state, tx, outcome, rebroadcast=False)
+                        if accepted and decision is not None:
+                            self._replaced(state, tx, decision)
+            finally:
+                for span in flight.spans:
+                    span.end()
 
     def _replaced(self, state: AccountState, tx: SentTx, decision: Replace) -> None:
         if decision.request_id == decision.replaced_request_id:  # STUCK
@@ -582,30 +635,37 @@ class TxManager:
 
         The same bytes as `omc_events.chain.seal` then `EventProducer.send`, with one Avro
         encoding instead of two: the canonical body (meta.hash = "") is hashed, and the hash
-        spliced into it where the envelope puts it (the end of `meta`, the first field).
+        spliced into it where the envelope puts it (the end of `meta`, the first field, right
+        after prev_hash). The record is encoded from its draft's Avro datum with the envelope
+        put in (no unsealed copy of the record is built).
         """
         request = state.requests[request_id].request
         head = state.head
         span = self._spans.get(request_id)  # while it is handled (tracing on): its span's
         traceparent, tracestate = (tracing.traceparent_of(span) if span is not None
                                    else (request.meta.traceparent, request.meta.tracestate))
-        meta = EventMeta(
-            event_id=derived_id(cause, position), event_type=record.SCHEMA, schema_version=1,
-            aggregate_type=accounts.ACCOUNT, aggregate_id=state.key,
-            sequence=head.sequence + 1, occurred_at=self.clock(), tenant=request.meta.tenant,
-            actor=ACTOR, correlation_id=request.meta.correlation_id, causation_id=cause,
-            traceparent=traceparent, tracestate=tracestate, prev_hash=head.hash, hash="")
-        schemas = self.codec.schemas
-        unsealed = dataclasses.replace(record, meta=meta)
-        canonical = schemas.encode(unsealed)
+        envelope = {
+            "event_id": derived_id(cause, position), "event_type": record.SCHEMA,
+            "schema_version": 1, "aggregate_type": accounts.ACCOUNT, "aggregate_id": state.key,
+            "sequence": head.sequence + 1, "occurred_at": self.clock(),
+            "tenant": request.meta.tenant, "actor": ACTOR,
+            "correlation_id": request.meta.correlation_id, "causation_id": cause,
+            "traceparent": traceparent, "tracestate": tracestate, "prev_hash": head.hash,
+            "hash": ""}
+        canonical = self._canonical(record, envelope)
         digest = chain_hash(head.hash, canonical)
-        sealed = dataclasses.replace(unsealed, meta=dataclasses.replace(meta, hash=digest))
+        envelope["hash"] = digest
+        sealed = dataclasses.replace(record, meta=EventMeta(**envelope))
         prefix = self._prefixes.get(record.SCHEMA)
         if prefix is None:  # the registry's id, looked up (and checked) once per record type
             prefix = self._prefixes[record.SCHEMA] = self.codec.encode(self.topic, sealed)[:5]
-        at = len(schemas.encode(meta)) - 1  # where meta.hash = "" is encoded (one 0x00 byte)
+        marker = _HASH_LENGTH + head.hash.encode() + b"\x00"  # prev_hash, then hash = ""
+        at = canonical.find(marker) + len(marker) - 1  # the envelope's first field: the
+        if at < len(marker) - 1:                       # first match is its own
+            at = len(self.codec.schemas.encode(sealed.meta)) - 66  # (hash: 66 bytes)
         value = b"".join((prefix, canonical[:at], _HASH_LENGTH, digest.encode(),
                           canonical[at + 1:]))
+        meta = sealed.meta
         accounts.evolve(state, sealed)
         self.producer.producer.produce(self.topic, value=value, key=state.key,
                                        headers=headers(sealed.meta, SOURCE),
@@ -613,6 +673,19 @@ class TxManager:
         self.producer.producer.poll(0)
         self._echoes.add(meta.event_id)
         return sealed
+
+    def _canonical(self, draft: Record, envelope: dict) -> bytes:
+        """The Avro bytes of `draft` with `envelope` (EventMeta's fields) as its meta."""
+        schemas = self.codec.schemas
+        datum = draft.to_avro()
+        datum["meta"] = envelope
+        buffer = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, schemas.parsed(draft.SCHEMA), datum)
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
+            # the codec's path names the bad field (RecordInvalid)
+            return schemas.encode(dataclasses.replace(draft, meta=EventMeta(**envelope)))
+        return buffer.getvalue()
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
@@ -639,7 +712,8 @@ class TxManager:
             state = self.states[key]
             self._sign_pending(state)  # requests left waiting by an unavailable chain
             for tx in accounts.unbroadcast(state):
-                self._send(state, tx, rebroadcast=False)
+                if tx.tx_hash not in self._sending:  # (the sender thread has those)
+                    self._send(state, tx, rebroadcast=False)
             for request in state.requests.values():
                 if request.status == accounts.Status.SIGNED and request.accepted and request.txs:
                     self.since.setdefault(request.txs[-1], head)

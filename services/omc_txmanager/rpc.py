@@ -131,6 +131,7 @@ class Rpc:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.timeout = timeout
         self.client = client or httpx.Client(timeout=timeout)
         self.current = 0
         self._ids = 0
@@ -262,6 +263,12 @@ class Rpc:
         name = self.endpoint.name  # the endpoint that answered (after any failover)
         return [(name, True) if isinstance(r, AlreadyKnown)
                 else r if isinstance(r, NodeRefused) else (name, False) for r in results]
+
+    def twin(self) -> Rpc:
+        """An Rpc over the same endpoints and settings with a connection of its own (one Rpc
+        is not for two threads at once)."""
+        return Rpc(self.endpoints, timeout=self.timeout, retries=self.retries,
+                   backoff=self.backoff, max_backoff=self.max_backoff)
 
     def close(self) -> None:
         self.client.close()
