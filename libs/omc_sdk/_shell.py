@@ -115,9 +115,18 @@ def next_events_page(page: Page[TaskEvent], page_size: int, after: int | None,
 
 
 class Follow:
-    """The state of following one task's stream across connections."""
+    """The state of following one task's stream across connections.
 
-    def __init__(self, task_id: str, from_beginning: bool, last_event_id: str | int | None):
+    `appear_within`: for about that many seconds (`APPEAR_POLL` apart), a 404 before any
+    event means "not projected yet" (a task whose command was just accepted) rather than "no
+    such task", and the stream is asked again; the 404 is raised after.
+    """
+
+    APPEAR_POLL = 0.2
+
+    def __init__(self, task_id: str, from_beginning: bool, last_event_id: str | int | None,
+                 appear_within: float = 0.0):
+        self.appear_tries = int(appear_within / self.APPEAR_POLL)
         self.task_id = task_id
         self.from_beginning = from_beginning
         self.last_id = None if last_event_id is None else str(last_event_id)
@@ -132,6 +141,13 @@ class Follow:
         self.events_on_connection = 0
         return routes.stream_request(self.task_id, from_beginning=self.from_beginning,
                                      last_event_id=self.last_id)
+
+    def not_yet(self, status: int) -> bool:
+        """Whether an answer `status` means the task is not projected yet (ask again)."""
+        if status != 404 or self.appear_tries <= 0 or self.last_seq is not None:
+            return False
+        self.appear_tries -= 1
+        return True
 
     @staticmethod
     def check_stream(response: httpx.Response) -> None:

@@ -220,9 +220,10 @@ class AsyncClient(Base):
     # -- the live stream ----------------------------------------------------------------------
 
     async def follow_task(self, task_id: str, *, from_beginning: bool = False,
-                          last_event_id: str | int | None = None) -> AsyncIterator[TaskEvent]:
+                          last_event_id: str | int | None = None,
+                          appear_within: float = 0.0) -> AsyncIterator[TaskEvent]:
         """See `Client.follow_task`."""
-        follow = Follow(task_id, from_beginning, last_event_id)
+        follow = Follow(task_id, from_beginning, last_event_id, appear_within)
         while True:
             path, params, call_headers = follow.request()
             headers = self._headers(call_headers)
@@ -231,6 +232,9 @@ class AsyncClient(Base):
                                              timeout=self._stream_timeout) as response:
                     if response.status_code != 200:
                         await response.aread()
+                        if follow.not_yet(response.status_code):
+                            await self._sleep(follow.APPEAR_POLL)
+                            continue
                         _, delay = self._answer(STREAM_CALL, response, follow.failures)
                         follow.failures += 1
                         await self._sleep(delay)

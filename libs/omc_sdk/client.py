@@ -231,16 +231,19 @@ class Client(Base):
     # -- the live stream ----------------------------------------------------------------------
 
     def follow_task(self, task_id: str, *, from_beginning: bool = False,
-                    last_event_id: str | int | None = None) -> Iterator[TaskEvent]:
+                    last_event_id: str | int | None = None,
+                    appear_within: float = 0.0) -> Iterator[TaskEvent]:
         """The task's events as they happen, until a terminal one (which is yielded too).
 
         A dropped connection is resumed with `Last-Event-ID`, so no event is lost or repeated
         (before the first event there is no id: `from_beginning` then starts over, skipping
         nothing already yielded, and `now` means the new connection's now). After `retries`
         failures in a row `TransportError` is raised. A stream that ends without a terminal
-        event is resumed too, unless the task has already ended.
+        event is resumed too, unless the task has already ended. A task whose command was
+        just accepted is projected shortly after: `appear_within` seconds of 404s are waited
+        out before `NotFound` is raised.
         """
-        follow = Follow(task_id, from_beginning, last_event_id)
+        follow = Follow(task_id, from_beginning, last_event_id, appear_within)
         while True:
             path, params, call_headers = follow.request()
             headers = self._headers(call_headers)
@@ -249,6 +252,9 @@ class Client(Base):
                                        timeout=self._stream_timeout) as response:
                     if response.status_code != 200:
                         response.read()
+                        if follow.not_yet(response.status_code):
+                            self._sleep(follow.APPEAR_POLL)
+                            continue
                         _, delay = self._answer(STREAM_CALL, response, follow.failures)
                         follow.failures += 1
                         self._sleep(delay)

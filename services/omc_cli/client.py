@@ -42,6 +42,8 @@ AGENT_FIELDS = ("agent_id", "name", "status", "tenant", "description", "signer_a
                 "model", "policy_version", "registered_at", "updated_at")
 
 COMPLETED = "omc.task.TaskCompleted"
+APPEAR_WITHIN = 30.0
+"""Seconds `submit --follow` waits for the accepted task to be projected (404s until then)."""
 
 
 def _client() -> Client:
@@ -109,11 +111,13 @@ def _event_line(event: TaskEvent) -> str:
             f"{payload}").rstrip()
 
 
-def _follow(api: Client, task_id: str, *, from_beginning: bool, as_json: bool) -> None:
+def _follow(api: Client, task_id: str, *, from_beginning: bool, as_json: bool,
+            appear_within: float = 0.0) -> None:
     last: TaskEvent | None = None
     if not as_json:
         click.echo(f"following task {task_id} (Ctrl-C to stop) ...", err=True)
-    for event in api.follow_task(task_id, from_beginning=from_beginning):
+    for event in api.follow_task(task_id, from_beginning=from_beginning,
+                                 appear_within=appear_within):
         last = event
         click.echo(json.dumps(event.raw, default=str) if as_json else _event_line(event))
     if last is None:  # the stream ended at once: the task had already ended
@@ -178,7 +182,8 @@ def submit(instruction: str, agent_id: str, chain_id: int, max_value_wei: str | 
                                    max_value_wei=max_value_wei, idempotency_key=idempotency_key)
         _accepted(accepted, "task", as_json)
         if follow:
-            _follow(api, accepted.aggregate_id, from_beginning=True, as_json=as_json)
+            _follow(api, accepted.aggregate_id, from_beginning=True, as_json=as_json,
+                    appear_within=APPEAR_WITHIN)
         elif not as_json:
             click.echo(f"follow it with: omc follow {accepted.aggregate_id} --from-beginning")
 

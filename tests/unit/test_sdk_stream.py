@@ -126,6 +126,26 @@ def test_stream_errors_map_like_any_answer(client, fake):
         list(client.follow_task(task["task_id"]))
 
 
+def test_a_task_just_accepted_is_awaited_until_it_is_projected(fake):
+    task_id = "6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b"
+
+    def sleep(seconds: float) -> None:  # the projection catches up during the third wait
+        fake.sleep(seconds)
+        if len(fake.slept) == 3:
+            fake.add_task(task_id=task_id)
+            fake.schedule(task_id, *TRAIL)
+
+    with Client(URL, fake.add_key(), transport=fake.transport(), sleep=sleep,
+                rng=lambda: 0.0) as client:
+        events = list(client.follow_task(task_id, from_beginning=True, appear_within=1.0))
+        with pytest.raises(NotFound):  # not forever: about `appear_within` seconds of polls
+            list(client.follow_task("never-accepted", appear_within=1.0))
+
+    assert [e.sequence for e in events] == [1, 2, 3, 4]
+    assert fake.slept[:3] == [0.2, 0.2, 0.2]
+    assert len(fake.slept) == 3 + 5  # then five polls for the task that never appears
+
+
 def test_an_answer_that_is_not_an_event_stream_is_a_protocol_error(fake):
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"item": {}})
