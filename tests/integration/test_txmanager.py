@@ -8,6 +8,7 @@ private anvil (`--no-mining`), so the shared one keeps mining for everyone else.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -323,6 +324,40 @@ def test_fifty_transfers_from_one_account_get_contiguous_nonces(txlog: TxLog, fu
     last = max(signed, key=lambda s: s.nonce)
     assert web3.eth.wait_for_transaction_receipt(last.tx_hash, timeout=20)["status"] == 1
     assert web3.eth.get_transaction_count(funded_account.address) == 50
+    assert verify(txlog.bodies())[1] == []
+
+
+def test_answers_still_in_flight_are_recorded_before_the_manager_closes(
+        txlog: TxLog, anvil: PrivateAnvil) -> None:
+    account = Account.create()
+    anvil.call("anvil_setBalance", account.address, hex(10**18))
+    manager = txlog.manager(signers_of(account), rpc_urls=anvil.url,
+                            limits=Limits(broadcast_slice=2))
+    sent: list[int] = []
+    send_raw_many = manager._sender_rpc.send_raw_many
+
+    def slow(raws):  # the node answers late: the loop has moved on meanwhile
+        time.sleep(0.5)
+        sent.append(len(raws))
+        return send_raw_many(raws)
+
+    manager._sender_rpc.send_raw_many = slow
+    for n in range(5):
+        txlog.request(account.address, BOB, 1, n=n, gas_limit=21000, flush=False)
+    txlog.producer.flush()
+    while len(of(txlog.records(), TxSigned)) < 5:
+        manager.step()
+    manager.close()
+
+    records = txlog.records()
+    assert sum(sent) == 5
+    assert max(sent) == 2  # slices of at most 2
+    broadcasts = of(records, TxBroadcast)
+    signed = of(records, TxSigned)
+    assert [b.tx_hash for b in broadcasts] == [s.tx_hash for s in signed]
+    assert [s.nonce for s in signed] == list(range(5))
+    assert all(records.index(s) < records.index(broadcasts[0]) for s in signed[:2])
+    assert int(anvil.call("eth_getTransactionCount", account.address, "pending"), 16) == 5
     assert verify(txlog.bodies())[1] == []
 
 
