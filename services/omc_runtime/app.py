@@ -166,6 +166,7 @@ def create_app(settings: RuntimeSettings, *, model: LanguageModel | None = None,
         GROUP, broker=f"kafka://{base.kafka_bootstrap}", value_serializer="raw",
         key_serializer="raw", topic_allow_declare=False, topic_disable_leader=True,
         web_enabled=False, store="memory://", consumer_auto_offset_reset="earliest",
+        datadir=str(base.stack.dir / "runtime" / "faust"),  # not the working directory
         producer_acks=-1, broker_commit_every=1, stream_wait_empty=False,
         broker_session_timeout=10.0, broker_heartbeat_interval=3.0)
     commands = app.topic(COMMANDS, key_type=bytes, value_type=bytes)
