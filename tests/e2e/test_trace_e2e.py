@@ -27,9 +27,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from eth_account import Account
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
@@ -38,7 +36,6 @@ from omc_config import Settings
 from omc_events.codec import Codec
 from omc_events.records import TxBroadcast, TxConfirmed, TxIncluded, TxRequested, TxSigned
 from omc_kafka.producer import EventProducer
-from omc_obs import tracing
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS
 from omc_txmanager.manager import TxManager
 from omc_watcher.__main__ import catalogue_for
@@ -55,16 +52,6 @@ from tests.unit.test_gateway_app import agent_body, build, submit_body
 pytestmark = pytest.mark.integration
 CALLER = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 CHAIN_ID = 31337
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use(provider)
-    yield exporter
-    tracing.use(None)
 
 
 @pytest.fixture

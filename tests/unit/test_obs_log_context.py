@@ -11,13 +11,9 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from omc_chain.errors import ChainUnavailable
 from omc_events.records import SubmitTask
-from omc_obs import tracing
 from omc_obs.handling import bound_to, handling, task_of
 from omc_obs.logging import JsonFormatter
 from tests.support.runtime_harness import BOB, MemoryReader, RuntimeHarness, make_policy
@@ -39,16 +35,6 @@ def lines() -> Iterator[Callable[[], list[dict]]]:
     yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
     root.removeHandler(handler)
     root.setLevel(level)
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use(provider)
-    yield exporter
-    tracing.use(None)
 
 
 def record(aggregate_type: str = "task", **fields) -> SimpleNamespace:
