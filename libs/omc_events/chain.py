@@ -93,13 +93,14 @@ def _meta_length(meta: EventMeta) -> int:
     """Bytes of the Avro encoding of `meta` (omc.common.EventMeta, fields in schema order),
     computed without encoding; `seal_body` checks it against the bytes."""
     micros = (meta.occurred_at - _EPOCH) // timedelta(microseconds=1)
-    length = sum(_string_length(text) for text in (
-        meta.event_id, meta.event_type, meta.aggregate_type, meta.aggregate_id, meta.tenant,
-        meta.actor, meta.correlation_id, meta.prev_hash, meta.hash))
-    length += (_varint_length(meta.schema_version) + _varint_length(meta.sequence)
-               + _varint_length(micros))
-    for optional in (meta.causation_id, meta.traceparent, meta.tracestate):
-        length += 1 if optional is None else 1 + _string_length(optional)
+    length = (_varint_length(meta.schema_version) + _varint_length(meta.sequence)
+              + _varint_length(micros) + 3)  # + a union branch byte per optional field
+    for text in (meta.event_id, meta.event_type, meta.aggregate_type, meta.aggregate_id,
+                 meta.tenant, meta.actor, meta.correlation_id, meta.prev_hash, meta.hash,
+                 meta.causation_id, meta.traceparent, meta.tracestate):
+        if text is not None:  # a string: its length's zig-zag varint, then its UTF-8 bytes
+            size = len(text) if text.isascii() else len(text.encode())
+            length += size + (1 if size < 64 else _varint_length(size))
     return length
 
 
@@ -110,11 +111,6 @@ def _varint_length(n: int) -> int:
         n >>= 7
         length += 1
     return length
-
-
-def _string_length(text: str) -> int:
-    size = len(text) if text.isascii() else len(text.encode())
-    return _varint_length(size) + size
 
 
 @functools.cache
