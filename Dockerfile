@@ -45,11 +45,15 @@ ENV PATH=/opt/omc/venv/bin:$PATH \
     OMC_GATEWAY_HOST=0.0.0.0 \
     OMC_REGISTRY_HOST=0.0.0.0 \
     OMC_RUNTIME_METRICS_HOST=0.0.0.0 \
+    OMC_TXMANAGER_METRICS_HOST=0.0.0.0 \
+    OMC_WATCHER_METRICS_HOST=0.0.0.0 \
+    OMC_NOTARY_METRICS_HOST=0.0.0.0 \
     OMC_PROJ_MYSQL_METRICS_HOST=0.0.0.0 \
     OMC_PROJ_REDIS_METRICS_HOST=0.0.0.0
 WORKDIR /var/lib/omc
 USER 10001:10001
-# gateway, registry, proj-mysql, proj-redis, runtime metrics (the stack's default ports)
-EXPOSE 18080 18081 18091 18092 18093
+# gateway, registry; the metrics of proj-mysql, proj-redis, runtime, txmanager, watcher,
+# notary, proj-proofs (the stack's default ports)
+EXPOSE 18080 18081 18091 18092 18093 18094 18095 18096 18097
 ENTRYPOINT ["python", "-m", "omc_cli.service"]
 CMD ["--help"]

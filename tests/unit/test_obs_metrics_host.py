@@ -57,3 +57,4 @@ def test_compose_and_kubernetes_open_every_endpoint_to_the_network(service) -> N
     kustomization = yaml.safe_load((REPO_ROOT / "k8s/base/kustomization.yaml").read_text())
     (config,) = [c for c in kustomization["configMapGenerator"] if c["name"] == "omc-config"]
     assert f"{COMPOSE_HOSTS[service]}={ANY}" in config["literals"]
+    assert f"{COMPOSE_HOSTS[service]}={ANY}" in (REPO_ROOT / "Dockerfile").read_text()
