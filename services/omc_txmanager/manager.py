@@ -184,6 +184,7 @@ class TxManager:
         self._echoes: set[str] = set()  # ids this process wrote and already folded
         self._prefixes: dict[str, bytes] = {}
         self._undelivered: list[str] = []
+        self._unpolled = 0
         self.rpc = rpc
         self.signers = signers
         self.topic = topic
@@ -670,7 +671,10 @@ class TxManager:
         self.producer.producer.produce(self.topic, value=value, key=state.key,
                                        headers=headers(sealed.meta, SOURCE),
                                        on_delivery=self._delivered)
-        self.producer.producer.poll(0)
+        self._unpolled += 1
+        if self._unpolled >= 256:  # delivery reports served now and then (and by _flush)
+            self._unpolled = 0
+            self.producer.producer.poll(0)
         self._echoes.add(meta.event_id)
         return sealed
 
