@@ -2,6 +2,7 @@
 
 Configured by the project's settings (OMC_KAFKA_BOOTSTRAP, OMC_SCHEMA_REGISTRY_URL,
 OMC_MYSQL_*) and the notary's topics (OMC_NOTARY_TOPICS, OMC_NOTARY_PROOF_TOPIC).
+Traces by the standard OTEL_* variables (omc_obs.tracing), off without an exporter.
 Exit codes: 0 stopped or caught up; 2 invalid configuration.
 """
 
@@ -16,6 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from omc_errors import ConfigError
 from omc_events.codec import Codec
 from omc_notary.settings import NotarySettings
+from omc_obs import tracing
 from omc_obs.logging import configure as configure_logging
 from omc_obs.metrics import serve_metrics
 from omc_proj_proofs import migrations
@@ -34,6 +36,7 @@ def main() -> int:
         print(f"omc-proj-proofs: {error}", file=sys.stderr)
         return 2
     configure_logging("proj-proofs")
+    tracing.configure("proj-proofs")  # OTEL_* variables; off without an exporter
     base = settings.base
     if args.migrate:
         connection = connect(base)

@@ -5,6 +5,11 @@
     writes     per event message: its leaf and the subtrees it completes; per
                CheckpointSigned: the checkpoint; per AnchorConfirmed: the anchor on it
     guarantee  one MySQL transaction per batch holds the rows and the new offsets
+    traces     while tracing is on, a CONSUMER span `index <event type>` per record it indexes
+               (child of the trace context its envelope carries; attributes omc.projection
+               "proofs", omc.stream_id, omc.leaf_index for a leaf), and the record's ids on
+               every log line written meanwhile (`omc_obs.handling`); while tracing is off,
+               one check per batch
 
 `ProofProjector(connect, bootstrap, decode, event_topics, proof_topic).run_until_caught_up()`
 (tests, replays) or `.run(stop)`. The frontier (the newest node of each height per stream) is
@@ -13,6 +18,8 @@ read back from MySQL on start.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,10 +27,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from omc_events.records import AnchorConfirmed, AnchorSubmitted, CheckpointSigned
+from omc_obs import tracing
+from omc_obs.handling import bound_to, handling
 from omc_proofs.checkpoint import stream_id
 from omc_proofs.leaves import leaf_data
 from omc_proofs.merkle import leaf_hash, node_hash
 
+log = logging.getLogger(__name__)
+PROJECTION = "proofs"
 
 class _Stream:
     def __init__(self, size: int, frontier: dict[int, bytes]) -> None:
@@ -94,6 +105,7 @@ class ProofProjector:
         assert self.consumer is not None, "start() first"
         messages = self.consumer.consume(self.batch, timeout)
         leaves, nodes, checkpoints, anchors = [], [], [], []
+        traced = tracing.enabled()
         for message in messages:
             error = message.error()
             if error is not None:
@@ -107,23 +119,33 @@ class ProofProjector:
                 record = self.decode(value)
             except Exception:  # undecodable: still a leaf (omc_proofs.leaves), no metadata
                 record = None
+            meta = getattr(record, "meta", None)
             if topic == self.proof_topic:
-                self._proof(record, checkpoints, anchors)
+                with (self._handling(record, meta) if traced and meta is not None
+                      else contextlib.nullcontext()):
+                    self._proof(record, checkpoints, anchors)
                 continue
             key = stream_id(topic, partition)
             stream = self._stream(key)
-            data = leaf_data(value)
-            meta = getattr(record, "meta", None)
             index = stream.size
-            leaves.append((key, index, offset, meta.event_id if meta else None,
-                           meta.tenant if meta else None, data.hex()))
-            hashed = leaf_hash(data)
-            nodes.append((key, 0, index, hashed))
-            stream.size += 1
-            self._complete(key, stream, index, hashed, nodes)
+            with (self._handling(record, meta, **{"omc.stream_id": key, "omc.leaf_index": index})
+                  if traced and meta is not None else contextlib.nullcontext()):
+                data = leaf_data(value)
+                leaves.append((key, index, offset, meta.event_id if meta else None,
+                               meta.tenant if meta else None, data.hex()))
+                hashed = leaf_hash(data)
+                nodes.append((key, 0, index, hashed))
+                stream.size += 1
+                self._complete(key, stream, index, hashed, nodes)
         if messages:
             self._write(leaves, nodes, checkpoints, anchors)
         return len(messages)
+
+    @staticmethod
+    def _handling(record: Any, meta: Any, **attributes: Any):
+        """The span (and log fields) of indexing `record`."""
+        return handling(record, f"index {meta.event_type}", **{"omc.projection": PROJECTION},
+                        **attributes)
 
     @staticmethod
     def _complete(key: str, stream: _Stream, index: int, hashed: bytes, nodes: list) -> None:
@@ -141,6 +163,11 @@ class ProofProjector:
             nodes.append((key, height, position, node))
 
     def _proof(self, record: Any, checkpoints: list, anchors: list) -> None:
+        if isinstance(record, (CheckpointSigned, AnchorSubmitted, AnchorConfirmed)):
+            with bound_to(record):  # few records: their ids on the lines, traced or not
+                self._proof_record(record, checkpoints, anchors)
+
+    def _proof_record(self, record: Any, checkpoints: list, anchors: list) -> None:
         if isinstance(record, CheckpointSigned):
             checkpoints.append((record.stream_id, record.tree_size, record.root,
                                 record.first_offset, record.last_offset,
@@ -149,9 +176,14 @@ class ProofProjector:
         elif isinstance(record, AnchorSubmitted):
             self.registries[record.request_id] = record.anchor_address
         elif isinstance(record, AnchorConfirmed):
-            anchors.append((record.chain_id, self.registries.get(record.request_id),
-                            record.tx_hash, record.block_number, record.stream_id,
-                            record.tree_size, record.root))
+            registry = self.registries.get(record.request_id)
+            if registry is None:
+                log.warning("anchor of %s at tree size %d confirmed in %s without its "
+                            "AnchorSubmitted (request %s): its registry stays unknown",
+                            record.stream_id, record.tree_size, record.tx_hash,
+                            record.request_id)
+            anchors.append((record.chain_id, registry, record.tx_hash, record.block_number,
+                            record.stream_id, record.tree_size, record.root))
 
     def _write(self, leaves, nodes, checkpoints, anchors) -> None:
         cursor = self.db.cursor()

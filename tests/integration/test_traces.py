@@ -286,3 +286,91 @@ def test_a_service_process_exports_its_spans_to_the_collector_otel_variables_nam
     services = {a.value.string_value for resource, _ in spans
                 for a in resource.attributes if a.key == "service.name"}
     assert services == {"notary"}
+
+
+def test_the_proof_index_opens_a_span_per_record_it_indexes(
+        spans, stack, settings, fresh_topic, mysql_connect) -> None:
+    """A CONSUMER span `index <type>` per event and per proof record, child of the context
+    its envelope carries (a trace of its own without one); a line written while a record is
+    handled carries its ids."""
+    import dataclasses
+    import io
+    import json
+    import logging
+
+    from omc_events.chain import seal, seal_command
+    from omc_events.envelope import ChainHead
+    from omc_obs.logging import JsonFormatter
+    from omc_proj_proofs import migrations
+    from omc_proj_proofs.projector import ProofProjector
+    from tests.support.auditlog import SCHEMAS, TASK_KINDS, AuditLog
+    from tests.support.samples import sample
+
+    log = AuditLog(settings, fresh_topic, task_partitions=1)
+    traced = [f"00-{random.getrandbits(128):032x}-{random.getrandbits(64):016x}-01"
+              for _ in range(2)]
+    events, head = [], ChainHead()
+    for position, kind in enumerate(TASK_KINDS[:4]):  # the first two carry a trace context
+        record = sample(SCHEMAS.set, kind, aggregate_id="t-1", causation="t-1",
+                        position=position)
+        record = dataclasses.replace(record, meta=dataclasses.replace(
+            record.meta, aggregate_type="task", tenant="acme",
+            traceparent=traced[position] if position < 2 else None))
+        sealed, head = seal(SCHEMAS, record, head)
+        log.producer.send(log.topics.task, sealed, key="t-1")
+        events.append(sealed)
+    log.producer.flush()
+    notary = log.notary(every_events=1000)
+    try:
+        assert notary.checkpoint_now() == 1
+    finally:
+        notary.close()
+    orphan = sample(SCHEMAS.set, "omc.proof.AnchorConfirmed", aggregate_id="anchors",
+                    causation="nowhere", position=0)
+    orphan = seal_command(SCHEMAS, dataclasses.replace(orphan, meta=dataclasses.replace(
+        orphan.meta, traceparent=traced[0])))
+    log.producer.send(log.topics.proof, orphan, key="anchors")
+    log.producer.flush()
+
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter("proj-proofs"))
+    logging.getLogger("omc_proj_proofs").addHandler(handler)
+    migrations.apply(mysql_connect())
+    projector = ProofProjector(mysql_connect, settings.kafka_bootstrap, log.codec.decode,
+                               log.topics.events, log.topics.proof)
+    try:
+        projector.run_until_caught_up()
+    finally:
+        projector.close()
+        logging.getLogger("omc_proj_proofs").removeHandler(handler)
+
+    finished = spans.get_finished_spans()
+    indexed = {s.attributes["omc.event_id"]: s for s in finished if s.name.startswith("index ")}
+    for leaf_index, event in enumerate(events):
+        span = indexed[event.meta.event_id]
+        assert span.name == f"index {event.meta.event_type}"
+        assert span.kind == SpanKind.CONSUMER
+        assert span.attributes["omc.projection"] == "proofs"
+        assert span.attributes["omc.stream_id"] == f"{log.topics.task}:0"
+        assert span.attributes["omc.leaf_index"] == leaf_index
+        if event.meta.traceparent:
+            assert f"{span.context.trace_id:032x}" == event.meta.traceparent.split("-")[1]
+            assert f"{span.parent.span_id:016x}" == event.meta.traceparent.split("-")[2]
+        else:
+            assert span.parent is None
+    (checkpoint,) = [s for s in finished if s.name == "index omc.proof.CheckpointSigned"]
+    (signed,) = [r for r in log.proof_records() if r.SCHEMA == "omc.proof.CheckpointSigned"]
+    assert checkpoint.attributes["omc.event_id"] == signed.meta.event_id
+    assert "omc.leaf_index" not in checkpoint.attributes
+    if signed.meta.traceparent is None:  # the notary's records carry no trace context yet
+        assert checkpoint.parent is None
+    else:
+        assert f"{checkpoint.parent.span_id:016x}" == signed.meta.traceparent.split("-")[2]
+    (anchored,) = [s for s in finished if s.name == "index omc.proof.AnchorConfirmed"]
+    (line,) = [json.loads(text) for text in buffer.getvalue().splitlines()
+               if "without its AnchorSubmitted" in text]
+    assert line["event_id"] == orphan.meta.event_id
+    assert line["correlation_id"] == orphan.meta.correlation_id
+    assert line["trace_id"] == traced[0].split("-")[1]
+    assert line["span_id"] == f"{anchored.context.span_id:016x}"
