@@ -116,6 +116,7 @@ from omc_txmanager.rpc import (
     Rpc,
     Underpriced,
 )
+from omc_txmanager.wire import Wire
 
 log = logging.getLogger("omc_txmanager")
 
@@ -185,6 +186,7 @@ class TxManager:
         self._prefixes: dict[str, bytes] = {}
         self._undelivered: list[str] = []
         self._unpolled = 0
+        self._wire = Wire(producer.codec.schemas)
         self.rpc = rpc
         self.signers = signers
         self.topic = topic
@@ -679,7 +681,12 @@ class TxManager:
         return sealed
 
     def _canonical(self, draft: Record, envelope: dict) -> bytes:
-        """The Avro bytes of `draft` with `envelope` (EventMeta's fields) as its meta."""
+        """The Avro bytes of `draft` with `envelope` (EventMeta's fields) as its meta:
+        written directly for TxSigned and TxBroadcast (`omc_txmanager.wire`), by fastavro
+        for the others."""
+        direct = self._wire.encode(draft, envelope)
+        if direct is not None:
+            return direct
         schemas = self.codec.schemas
         datum = draft.to_avro()
         datum["meta"] = envelope

@@ -8,10 +8,8 @@
 `envelope + b"\x00" + rest` (the empty string is meta.hash, last field of the envelope) is
 what `schemas.encode(replace(emit.record, meta=emit.envelope(...)))` gives for a
 BlockObserved or ContractEventObserved (one per block and one per log in a backfill), built
-from byte strings instead of fastavro's generic writer (the watcher writes thousands of them a
-second). Avro's binary encoding: ints and longs as zig-zag varints, a string as its UTF-8
-length then its bytes, a union as the branch index then the value, a boolean as one byte, an
-array as one block (count, items) then 0. The fields that repeat from event to event (type,
+from byte strings (`omc_events.binary`) instead of fastavro's generic writer (the watcher
+writes thousands of them a second). The fields that repeat from event to event (type,
 aggregate, time, tenant, actor) are encoded once and cached.
 
 The values are checked as the records' own `to_avro` checks them (hashes, addresses, hex,
@@ -23,66 +21,27 @@ turns itself off for that type and the caller falls back to the generic one.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from omc_domain.chainview import SCHEMA_VERSION, Emit
 from omc_events.avro import RecordInvalid, Schemas
+from omc_events.binary import END as _END
+from omc_events.binary import FALSE as _FALSE
+from omc_events.binary import NULL as _NULL
+from omc_events.binary import SOME as _SOME
+from omc_events.binary import TRUE as _TRUE
+from omc_events.binary import long_, micros, optional, recurring, string
 from omc_events.records import BlockObserved, ContractEventObserved
 from omc_events.values import PATTERNS
 
 log = logging.getLogger("omc.watcher")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-_NULL, _SOME = b"\x00", b"\x02"  # union branch 0 (null), branch 1 (the value)
-_FALSE, _TRUE = b"\x00", b"\x01"
-_END = b"\x00"  # the end of an array (a block of 0 items)
-
 _HASH32 = PATTERNS["omc-hash32"].fullmatch
 _ADDRESS = PATTERNS["omc-address"].fullmatch
 _HEX = PATTERNS["omc-hex"].fullmatch
 _WEI = PATTERNS["omc-wei"].fullmatch
-
-
-def _varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = []
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-_TABLE = [_varint(n) for n in range(1 << 13)]  # 0 .. 8191: lengths, sequences, indexes
-
-
-def long_(n: int) -> bytes:
-    """Avro int / long: zig-zag, then a little-endian base-128 varint."""
-    return _TABLE[n] if 0 <= n < 8192 else _varint(n)
-
-
-def string(text: str) -> bytes:
-    data = text.encode()
-    size = len(data)
-    return (_TABLE[size] if size < 8192 else _varint(size)) + data
-
-
-@functools.lru_cache(maxsize=4096)
-def recurring(text: str) -> bytes:
-    """`string(text)` for values that recur from event to event (ids, addresses)."""
-    return string(text)
-
-
-def optional(text: str | None) -> bytes:
-    return _NULL if text is None else _SOME + string(text)
-
-
-def micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _check(ok: object, record: str, field: str, kind: str) -> None:
