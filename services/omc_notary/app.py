@@ -11,6 +11,10 @@
 Nothing is committed to a consumer group: the state is the log. Outputs are acknowledged
 before the next batch is read; a crash before the ack is answered by the restart reading
 the proof topic (with what was written) before writing anything.
+
+Tracing (omc_obs.tracing, on when configured): the core's records get their trace context
+from `ProducerSpans`, a PRODUCER span per record (checkpoint, anchor attempt, confirmation),
+ended once the record is acknowledged; see omc_notary.notary for how they form one trace.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from omc_events.codec import Codec, CodecError
 from omc_events.record import Record
 from omc_kafka.producer import EventProducer, producer_config
 from omc_notary.metrics import NotaryMetrics
-from omc_notary.notary import Anchoring, Notary, Output
+from omc_notary.notary import NO_TRACE, Anchoring, Notary, Output, TraceContext
 from omc_notary.settings import NotarySettings
 from omc_obs import tracing
 from omc_proofs.checkpoint import NotaryKey
@@ -71,14 +75,38 @@ def notary_key_from(path: Path) -> NotaryKey:
     return key
 
 
+class ProducerSpans:
+    """The core's `Spans`: an OpenTelemetry PRODUCER span per record it writes, open until
+    `end()` (after the record's ack); while tracing is off, the parent's context as is."""
+
+    def __init__(self) -> None:
+        self.open: list = []
+
+    def begin(self, name: str, parent: TraceContext, **attributes: object) -> TraceContext:
+        span = tracing.start(name, traceparent=parent[0], tracestate=parent[1],
+                             kind=SpanKind.PRODUCER, **attributes)
+        if span is None:
+            return parent
+        self.open.append(span)
+        context = tracing.traceparent_of(span)
+        return context if context[0] else NO_TRACE
+
+    def end(self) -> None:
+        spans, self.open = self.open, []
+        for span in spans:
+            span.end()
+
+
 class NotaryProcess:
     def __init__(self, settings: NotarySettings, notary: Notary, codec: Codec,
-                 producer: EventProducer, clock: Callable[[], datetime] = _now) -> None:
+                 producer: EventProducer, clock: Callable[[], datetime] = _now,
+                 spans: ProducerSpans | None = None) -> None:
         self.settings = settings
         self.notary = notary
         self.codec = codec
         self.producer = producer
         self.clock = clock
+        self.spans = spans or ProducerSpans()
         self.consumer: Consumer | None = None
         self.start_ends: dict[tuple[str, int], int] = {}
         self.positions: dict[tuple[str, int], int] = {}
@@ -205,8 +233,8 @@ class NotaryProcess:
             self.step(0.5)
         outputs = []
         for stream in self.notary.streams.values():
-            if stream.tree.size - stream.checkpoint_size > stream.anchor_traffic:
-                outputs += self.notary.checkpoint(stream, self.clock())
+            if stream.tree.size > stream.checkpoint_size:  # anchoring traffic alone: signed,
+                outputs += self.notary.checkpoint(stream, self.clock())  # not anchored
         self.metrics.observe(self.notary, outputs)
         self._send(outputs)
         return self.written - before
@@ -222,12 +250,7 @@ class NotaryProcess:
             self.close()
 
     def _send(self, outputs: list[Output]) -> None:
-        spans = [tracing.start(f"notary {o.record.SCHEMA}", kind=SpanKind.PRODUCER, **{
-            "omc.event_id": o.record.meta.event_id,  # type: ignore[attr-defined]
-            "omc.stream_id": getattr(o.record, "stream_id", None),
-            "omc.tree_size": getattr(o.record, "tree_size", None),
-            "omc.root": getattr(o.record, "root", None)})
-            for o in outputs] if tracing.enabled() else []  # a span per checkpoint/anchor
+        """Produce and wait for the acks; then end the records' spans (ProducerSpans)."""
         try:
             for output in outputs:
                 self.producer.send(output.topic, output.record, key=output.key)
@@ -235,8 +258,7 @@ class NotaryProcess:
                 self.producer.flush()
                 self.written += len(outputs)
         finally:
-            for span in spans:
-                span.end()
+            self.spans.end()
 
     @staticmethod
     def _error(message) -> bool:
@@ -281,12 +303,13 @@ def build(settings: NotarySettings, *, key: NotaryKey | None = None,
                               to_checksum_address(settings.anchor_sender),
                               settings.anchor_max_fee_wei, settings.anchor_attempts,
                               settings.anchor_retry_seconds, settings.anchor_timeout_seconds)
+    spans = ProducerSpans()
     notary = Notary(key or notary_key_from(settings.key_file), codec.schemas,
                     proof_topic=settings.proof_topic, tx_topic=settings.tx_topic,
                     every_events=settings.every_events, every_seconds=settings.every_seconds,
-                    anchoring=anchoring)
+                    anchoring=anchoring, spans=spans)
     producer = EventProducer(Producer(producer_config(settings.base)), codec, SOURCE)
-    return NotaryProcess(settings, notary, codec, producer, clock)
+    return NotaryProcess(settings, notary, codec, producer, clock, spans)
 
 
-__all__ = ["NotaryProcess", "build", "notary_key_from"]
+__all__ = ["NotaryProcess", "ProducerSpans", "build", "notary_key_from"]

@@ -8,6 +8,9 @@ as `now`, the key signs deterministically (RFC 6979), ids are derived from the l
     Notary.due(now, ready) -> [Output]
                                     checkpoints for the streams that reached `every_events`
                                     new leaves, or have any after `every_seconds`
+    Notary.checkpoint(stream, now) -> [Output]
+                                    a checkpoint of the stream's new leaves now (anchored
+                                    when they hold a leaf that is not anchoring traffic)
     Notary.resubmissions() -> [Output]
                                     the TxRequested of anchors submitted but not settled (the
                                     tx manager handles a request_id once, so re-sending is safe)
@@ -24,6 +27,27 @@ reads them (a restart restarts a backoff); timeouts by the AnchorSubmitted's own
 `anchor_outcomes` counts what happened since start (submitted, retried, failed, timed_out,
 confirmed, abandoned; superseded: not retried since a later checkpoint of the stream is
 anchored, which covers its events), for metrics.
+
+Anchoring traffic (the tx-topic events of the notary's own anchor requests: TxRequested,
+TxSigned, TxBroadcast, TxIncluded, TxConfirmed, TxFailed ... whose request_id is an anchor's)
+is covered like any event but never causes an anchor, so anchoring cannot feed itself:
+    - it does not count towards `every_events`;
+    - a stream whose new leaves are all anchoring traffic is checkpointed on the time
+      trigger (`every_seconds`, once `ready`) and that checkpoint is NOT anchored: it is
+      signed and chained (consistency proof) to the stream's others, and the stream's next
+      anchored checkpoint, whose root extends it, anchors its events too;
+    - a checkpoint is anchored only when it adds at least one leaf that is not anchoring
+      traffic.
+So an anchor's transaction adds leaves to one stream that at most a few unanchored
+checkpoints cover (one per `every_seconds` while its events arrive), and no anchor.
+
+Trace context: each record the notary writes carries one (meta.traceparent), from `spans`
+(a `Spans`; the service's opens an OpenTelemetry span per record; without one, a record
+carries its cause's context unchanged): a CheckpointSigned starts a trace; its
+AnchorSubmitted (every attempt) is a child of it; the anchor's TxRequested carries its
+AnchorSubmitted's context (so the tx manager's and the watcher's spans of the transaction
+join the trace, and a re-sent request is the same record); the AnchorConfirmed is a child
+of the TxConfirmed's context. One trace: checkpoint -> anchor -> tx -> confirmation.
 """
 
 from __future__ import annotations
@@ -33,6 +57,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from omc_chain import abi
 from omc_events.avro import Schemas
@@ -65,6 +90,26 @@ ACTOR = "svc:notary"
 TENANT = "system"
 AGGREGATE = "proof_stream"
 ANCHOR_CALL = "anchor(bytes32,uint64,bytes32)"
+
+
+TraceContext = tuple[str | None, str | None]  # (traceparent, tracestate), W3C
+NO_TRACE: TraceContext = (None, None)
+
+
+class Spans(Protocol):
+    """Where the notary's records get their trace context (omc_notary.app's opens spans)."""
+
+    def begin(self, name: str, parent: TraceContext, **attributes: object) -> TraceContext:
+        """A span `name` for writing a record, child of `parent` (a new trace without one);
+        returns the context the record carries."""
+        ...
+
+
+class Untraced:
+    """No spans: a record carries its parent's context unchanged."""
+
+    def begin(self, name: str, parent: TraceContext, **attributes: object) -> TraceContext:
+        return parent
 
 
 @dataclass(frozen=True)
@@ -136,6 +181,7 @@ class OpenAnchor:
     chain_id: int
     checkpoint_id: str
     signed_at: datetime | None = None
+    trace: TraceContext = NO_TRACE  # the CheckpointSigned's: its attempts' parent
     attempts: list[Attempt] = field(default_factory=list)
     confirmed: bool = False
     abandoned: bool = False
@@ -149,7 +195,8 @@ class Notary:
     def __init__(self, key: NotaryKey, schemas: Schemas, *, proof_topic: str, tx_topic: str,
                  every_events: int, every_seconds: float,
                  anchoring: Anchoring | None = None,
-                 on_mismatch: Callable[[str, int], None] | None = None) -> None:
+                 on_mismatch: Callable[[str, int], None] | None = None,
+                 spans: Spans | None = None) -> None:
         self.key = key
         self.schemas = schemas
         self.proof_topic = proof_topic
@@ -158,13 +205,15 @@ class Notary:
         self.every = timedelta(seconds=every_seconds)
         self.anchoring = anchoring
         self.on_mismatch = on_mismatch
+        self.spans: Spans = spans or Untraced()
         self.streams: dict[str, Stream] = {}
         self.anchors: dict[tuple[str, int], OpenAnchor] = {}  # (stream, size) -> pending
         self.anchored_size: dict[str, int] = {}  # stream -> its newest confirmed anchor's size
         self.open_anchors: dict[str, OpenAnchor] = {}  # request_id -> its checkpoint's
         self.settled: set[str] = set()
         self.anchor_requests: set[str] = set()  # every anchor's request_id, open or settled
-        self.checkpoint_ids: dict[tuple[str, int], tuple[str, datetime]] = {}  # id, signed at
+        self.checkpoint_ids: dict[tuple[str, int], tuple[str, datetime, TraceContext]] = {}
+        # (stream, size) -> the checkpoint's event id, when it was signed, its trace context
         self.mismatches: list[str] = []
         self.anchor_outcomes: Counter[str] = Counter()  # since start, for metrics
 
@@ -193,7 +242,7 @@ class Notary:
             stream.checkpoint_at = meta.occurred_at
             stream.recorded[record.tree_size] = record.root
             self.checkpoint_ids[(record.stream_id, record.tree_size)] = (
-                meta.event_id, meta.occurred_at)
+                meta.event_id, meta.occurred_at, (meta.traceparent, meta.tracestate))
         elif isinstance(record, AnchorSubmitted):
             self.anchor_requests.add(record.request_id)
             anchor = self._anchoring_of(record.stream_id, record.tree_size, record.root,
@@ -226,7 +275,7 @@ class Notary:
             found = self.anchors[(stream, tree_size)] = OpenAnchor(
                 stream, tree_size, root, chain_id,
                 checkpoint_id or (signed[0] if signed else ""),
-                signed[1] if signed else None)
+                signed[1] if signed else None, signed[2] if signed else NO_TRACE)
         return found
 
     def signed_at(self, stream: str, tree_size: int) -> datetime | None:
@@ -263,7 +312,7 @@ class Notary:
             stream.checkpoint_at = now  # the clock for a stream without checkpoints
         if (size > stream.checkpoint_size
                 and getattr(record, "request_id", None) in self.anchor_requests):
-            stream.anchor_traffic += 1  # anchoring alone never makes a stream due
+            stream.anchor_traffic += 1  # anchoring alone never causes an anchor
         if isinstance(record, TxConfirmed | TxFailed):
             return self._settle(record, now)
         return []
@@ -290,9 +339,15 @@ class Notary:
         self._confirmed(anchor)
         self.anchor_outcomes["confirmed"] += 1
         stream = self._stream_by_id(anchor.stream)
+        event_id = derived_id(record.meta.event_id, 0)
+        trace = self.spans.begin(
+            f"notary {AnchorConfirmed.SCHEMA}", (record.meta.traceparent, record.meta.tracestate),
+            **{"omc.event_id": event_id, "omc.stream_id": anchor.stream,
+               "omc.tree_size": anchor.tree_size, "omc.root": anchor.root,
+               "omc.request_id": record.request_id, "omc.tx_hash": record.tx_hash})
         confirmed = AnchorConfirmed(
             meta=self._meta(AnchorConfirmed, record.meta.event_id, 0, stream,
-                            record.meta.occurred_at, correlation=anchor.stream),
+                            record.meta.occurred_at, correlation=anchor.stream, trace=trace),
             stream_id=anchor.stream, tree_size=anchor.tree_size, root=anchor.root,
             chain_id=anchor.chain_id, request_id=record.request_id, tx_hash=record.tx_hash,
             block_number=record.block_number, block_hash=record.block_hash)
@@ -307,11 +362,11 @@ class Notary:
         outputs: list[Output] = []
         for stream in self.streams.values():
             new = stream.tree.size - stream.checkpoint_size
-            if new <= 0 or new <= stream.anchor_traffic:
+            if new <= 0:
                 continue
-            by_count = new - stream.anchor_traffic >= self.every_events
-            by_time = (ready and stream.checkpoint_at is not None
-                       and now - stream.checkpoint_at >= self.every)
+            by_count = new - stream.anchor_traffic >= self.every_events  # anchoring: not
+            by_time = (ready and stream.checkpoint_at is not None     # counted, covered
+                       and now - stream.checkpoint_at >= self.every)  # by time, unanchored
             if by_count or by_time:
                 outputs.extend(self.checkpoint(stream, now))
         if ready and self.anchoring is not None:
@@ -365,7 +420,10 @@ class Notary:
                         anchor.stream, anchor.tree_size, last.request_id, timeout)
 
     def checkpoint(self, stream: Stream, now: datetime) -> list[Output]:
+        """Sign the stream's tree as it stands (it must have new leaves); request its anchor
+        (anchoring on) unless every new leaf is anchoring traffic."""
         size = stream.tree.size
+        anchored = size - stream.checkpoint_size > stream.anchor_traffic
         root = hex32(stream.tree.root())
         previous = stream.checkpoint_size
         previous_root = stream.checkpoint_root if previous else None
@@ -376,8 +434,13 @@ class Notary:
                                    first_offset=first_offset, last_offset=last_offset,
                                    previous_tree_size=previous, previous_root=previous_root)
         cause = stream.last_event_id or derived_id(f"notary:{stream.id}", size)
+        event_id = derived_id(cause, 0)
+        trace = self.spans.begin(
+            f"notary {CheckpointSigned.SCHEMA}", NO_TRACE,
+            **{"omc.event_id": event_id, "omc.stream_id": stream.id, "omc.tree_size": size,
+               "omc.root": root, "omc.anchored": self.anchoring is not None and anchored})
         signed = CheckpointSigned(
-            meta=self._meta(CheckpointSigned, cause, 0, stream, now),
+            meta=self._meta(CheckpointSigned, cause, 0, stream, now, trace=trace),
             stream_id=stream.id, tree_size=size, root=root, first_offset=first_offset,
             last_offset=last_offset, previous_tree_size=previous, previous_root=previous_root,
             consistency_proof=proof, digest=digest, signer=self.key.address,
@@ -387,8 +450,8 @@ class Notary:
         stream.checkpoint_at = now
         stream.recorded[size] = root
         stream.anchor_traffic = 0
-        self.checkpoint_ids[(stream.id, size)] = (signed.meta.event_id, now)
-        if self.anchoring is not None:
+        self.checkpoint_ids[(stream.id, size)] = (signed.meta.event_id, now, trace)
+        if self.anchoring is not None and anchored:
             outputs.extend(self._submit(self._anchoring_of(
                 stream.id, size, root, self.anchoring.chain_id, signed.meta.event_id), now))
         return outputs
@@ -400,12 +463,18 @@ class Notary:
         stream = self._stream_by_id(anchor.stream)
         number = len(anchor.attempts) + 1
         position = 2 * (number - 1)
+        request_id = derived_id(anchor.checkpoint_id, position + 1)
+        trace = self.spans.begin(
+            f"notary {AnchorSubmitted.SCHEMA}", anchor.trace,
+            **{"omc.event_id": derived_id(anchor.checkpoint_id, position),
+               "omc.stream_id": stream.id, "omc.tree_size": anchor.tree_size,
+               "omc.root": anchor.root, "omc.request_id": request_id,
+               "omc.attempt": number})
         meta = self._meta(AnchorSubmitted, anchor.checkpoint_id, position, stream, now,
-                          correlation=stream.id)
+                          correlation=stream.id, trace=trace)
         submitted = AnchorSubmitted(
             meta=meta, stream_id=stream.id, tree_size=anchor.tree_size, root=anchor.root,
-            chain_id=anchoring.chain_id,
-            request_id=derived_id(anchor.checkpoint_id, position + 1),
+            chain_id=anchoring.chain_id, request_id=request_id,
             anchor_address=anchoring.registry, tx_hash=None)
         out = self._append(stream, submitted)
         request = self._anchor_request(out.record)  # type: ignore[arg-type]
@@ -420,7 +489,8 @@ class Notary:
         return [out, Output(self.tx_topic, request.meta.aggregate_id, request)]
 
     def _anchor_request(self, submitted: AnchorSubmitted) -> TxRequested:
-        """The TxRequested of an AnchorSubmitted; the same every time it is made."""
+        """The TxRequested of an AnchorSubmitted (with its trace context); the same every
+        time it is made."""
         anchoring = self.anchoring
         assert anchoring is not None
         key = f"{anchoring.chain_id}:{anchoring.sender}"
@@ -431,7 +501,8 @@ class Notary:
             schema_version=1, aggregate_type="account", aggregate_id=key, sequence=0,
             occurred_at=submitted.meta.occurred_at, tenant=TENANT, actor=ACTOR,
             correlation_id=submitted.stream_id, causation_id=submitted.meta.event_id,
-            traceparent=None, tracestate=None, prev_hash="", hash="")
+            traceparent=submitted.meta.traceparent, tracestate=submitted.meta.tracestate,
+            prev_hash="", hash="")
         request = TxRequested(
             meta=meta, request_id=submitted.request_id, purpose=TxPurpose.ANCHOR,
             chain_id=anchoring.chain_id, sender=anchoring.sender, to=anchoring.registry,
@@ -449,17 +520,18 @@ class Notary:
     # -- envelope --------------------------------------------------------------------------
 
     def _meta(self, kind: type, cause: str, position: int, stream: Stream, now: datetime,
-              correlation: str | None = None) -> EventMeta:
+              correlation: str | None = None, trace: TraceContext = NO_TRACE) -> EventMeta:
         return EventMeta(
             event_id=derived_id(cause, position), event_type=kind.SCHEMA, schema_version=1,
             aggregate_type=AGGREGATE, aggregate_id=stream.id, sequence=0, occurred_at=now,
             tenant=TENANT, actor=ACTOR, correlation_id=correlation or stream.id,
-            causation_id=cause, traceparent=None, tracestate=None, prev_hash=ZERO_HASH,
-            hash="")
+            causation_id=cause, traceparent=trace[0], tracestate=trace[1],
+            prev_hash=ZERO_HASH, hash="")
 
     def _append(self, stream: Stream, record: Record) -> Output:
         sealed, stream.head = seal(self.schemas, record, stream.head)
         return Output(self.proof_topic, stream.id, sealed)
 
 
-__all__ = ["Anchoring", "Attempt", "Notary", "OpenAnchor", "Output", "Stream"]
+__all__ = ["NO_TRACE", "Anchoring", "Attempt", "Notary", "OpenAnchor", "Output", "Spans",
+           "Stream", "TraceContext", "Untraced"]

@@ -128,8 +128,11 @@ def test_anchors_are_requested_once_and_confirmed_by_the_tx_outcome():
     assert (out.record.root, out.record.tree_size) == (submitted.root, 4)
     assert out.record.meta.prev_hash == submitted.meta.hash
     assert notary.observe("tx", 0, 1, b"", confirmed, T0) == []  # once
-    # its own anchoring traffic never makes the tx stream due
-    assert notary.due(T0 + timedelta(days=1)) == []
+    # its own anchoring traffic is covered by time, by a checkpoint that is not anchored
+    [out] = notary.due(T0 + timedelta(days=1))
+    assert (type(out.record), out.record.stream_id, out.record.tree_size) == (
+        CheckpointSigned, "tx:0", 2)
+    assert notary.due(T0 + timedelta(days=2)) == []
 
 
 def test_digest_is_the_documented_canonical_json():
@@ -218,7 +221,8 @@ def test_a_failed_anchor_is_retried_after_its_backoff_and_confirmed_once():
             again.restore(out.record)
     _feed(again, _events(4), now=failed_at)
     again.observe("tx", 0, 0, b"", _outcome("omc.tx.TxFailed", first.request_id), failed_at)
-    assert again.due(failed_at + timedelta(seconds=120)) == []
+    [unanchored] = again.due(failed_at + timedelta(seconds=120))  # no third attempt; the
+    assert unanchored.record.stream_id == "tx:0"  # failure itself is covered, not anchored
     assert [o.record for o in again.resubmissions()] == [request]
     # the retry's confirmation anchors the checkpoint; the first's late one adds nothing
     [out] = notary.observe("tx", 0, 1, b"", _outcome("omc.tx.TxConfirmed", second.request_id),
@@ -227,7 +231,7 @@ def test_a_failed_anchor_is_retried_after_its_backoff_and_confirmed_once():
     assert (out.record.request_id, out.record.tree_size) == (second.request_id, 4)
     assert notary.observe("tx", 0, 2, b"", _outcome("omc.tx.TxConfirmed", first.request_id,
                                                     1), failed_at) == []
-    assert notary.due(T0 + timedelta(days=1)) == []
+    assert _submitted(notary.due(T0 + timedelta(days=1))) == []  # (tx:0 covered, unanchored)
     assert notary.anchor_outcomes == {"submitted": 1, "failed": 1, "retried": 1,
                                       "confirmed": 1}
 
@@ -244,7 +248,8 @@ def test_an_anchor_without_outcome_times_out_and_attempts_are_bounded():
     assert notary.due(failed + timedelta(seconds=59)) == []  # 60 s after the 2nd attempt
     [third] = _submitted(notary.due(failed + timedelta(seconds=60)))
     notary.observe("tx", 0, 1, b"", _outcome("omc.tx.TxFailed", third.request_id), failed)
-    assert notary.due(failed + timedelta(days=1)) == []  # 3 attempts: abandoned
+    assert [(type(o.record), o.key) for o in notary.due(failed + timedelta(days=1))] == [
+        (CheckpointSigned, "tx:0")]  # 3 attempts: abandoned; the failures covered, unanchored
     assert len({first.request_id, second.request_id, third.request_id}) == 3
     assert notary.anchor_outcomes["abandoned"] == 1
     # the first, timed out but open, may still land: the checkpoint is then anchored
