@@ -18,18 +18,22 @@ by the envelope (`EventMeta.traceparent`/`tracestate`, mirrored in the Kafka hea
     current_traceparent() -> (traceparent | None, tracestate | None)   for an envelope
     carried(traceparent, tracestate=None) -> (traceparent, tracestate)   what an output
         should carry: the current span's context inside a span, else the cause's unchanged
-    continue_trace(name, traceparent, tracestate, kind=PRODUCER, **attributes)   context
-        manager yielding the (traceparent, tracestate) to record in a new envelope: a span
-        continuing the caller's trace (a new one without), or the caller's context unchanged
-        while tracing is off
+    continue_trace(name, traceparent, tracestate, kind=PRODUCER, links=(), **attributes)
+        context manager yielding the (traceparent, tracestate) to record in a new envelope: a
+        span continuing the caller's trace (a new one without), or the caller's context
+        unchanged while tracing is off
+    link_to(meta) -> Link | None         a span link to the span an envelope's trace context
+        names (`meta.traceparent`/`tracestate`), with its omc.event_id and omc.event_type:
+        for a step that answers a message from another span than its parent (None: no context)
     span_for(meta, name, kind=CONSUMER, **attributes)   context manager: a span whose parent
         is the envelope's trace context (a new trace when it has none), with the event's id,
         type, aggregate and correlation id as attributes; a no-op while tracing is off
     child(name, kind=INTERNAL, **attributes)   context manager: a span child of the current
         one (yields None while tracing is off)
-    start(name, *, parent=None, traceparent=None, tracestate=None, kind=INTERNAL, **attrs)
-        -> Span | None   a span NOT made current (the caller ends it): child of `parent` (a
-        span), else of the trace context given, else of the current one; None while off
+    start(name, *, parent=None, traceparent=None, tracestate=None, kind=INTERNAL, links=(),
+          **attrs) -> Span | None   a span NOT made current (the caller ends it): child of
+        `parent` (a span), else of the trace context given, else of the current one; None
+        while off
     within(span | None)                  context manager: `span` is current inside (not ended)
     traceparent_of(span | None) -> (traceparent | None, tracestate | None)
 """
@@ -39,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -48,7 +52,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.trace import NoOpTracer, SpanKind
+from opentelemetry.trace import Link, NoOpTracer, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 log = logging.getLogger("omc.obs.tracing")
@@ -134,6 +138,20 @@ def context_of(traceparent: str | None, tracestate: str | None = None) -> otel_c
     return _PROPAGATOR.extract(carrier)
 
 
+def link_to(meta: Any) -> Link | None:
+    """A link to the span whose W3C context the envelope `meta` carries (None without one)."""
+    traceparent = getattr(meta, "traceparent", None)
+    if not traceparent:
+        return None
+    remote = trace.get_current_span(
+        context_of(traceparent, getattr(meta, "tracestate", None))).get_span_context()
+    if not remote.is_valid:
+        return None
+    attributes = {"omc.event_id": getattr(meta, "event_id", None),
+                  "omc.event_type": getattr(meta, "event_type", None)}
+    return Link(remote, {k: v for k, v in attributes.items() if v is not None})
+
+
 def current_traceparent() -> tuple[str | None, str | None]:
     """The current span's W3C trace context, to record in an envelope."""
     carrier: dict[str, str] = {}
@@ -161,7 +179,7 @@ def traceparent_of(span: trace.Span | None) -> tuple[str | None, str | None]:
 
 def start(name: str, *, parent: trace.Span | None = None, traceparent: str | None = None,
           tracestate: str | None = None, kind: SpanKind = SpanKind.INTERNAL,
-          **attributes: Any) -> trace.Span | None:
+          links: Sequence[Link] = (), **attributes: Any) -> trace.Span | None:
     """A span not made current (the caller ends it); None while tracing is off."""
     if _provider is None:
         return None
@@ -172,7 +190,7 @@ def start(name: str, *, parent: trace.Span | None = None, traceparent: str | Non
     else:
         context = None
     return tracer("omc").start_span(
-        name, context=context, kind=kind,
+        name, context=context, kind=kind, links=links or None,
         attributes={k: v for k, v in attributes.items() if v is not None})
 
 
@@ -220,13 +238,14 @@ def span_for(meta: Any, name: str, kind: SpanKind = SpanKind.CONSUMER,
 
 @contextlib.contextmanager
 def continue_trace(name: str, traceparent: str | None, tracestate: str | None = None, *,
-                   kind: SpanKind = SpanKind.PRODUCER,
+                   kind: SpanKind = SpanKind.PRODUCER, links: Sequence[Link] = (),
                    **attributes: Any) -> Iterator[tuple[str | None, str | None]]:
-    """A span continuing the caller's trace; yields the trace context a message should carry."""
+    """A span continuing the caller's trace (linked to `links`); yields the trace context a
+    message should carry."""
     if _provider is None:
         yield traceparent, tracestate
         return
     with tracer("omc").start_as_current_span(
-            name, context=context_of(traceparent, tracestate), kind=kind,
+            name, context=context_of(traceparent, tracestate), kind=kind, links=links or None,
             attributes={k: v for k, v in attributes.items() if v is not None}):
         yield current_traceparent()

@@ -274,13 +274,32 @@ class Runtime:
             step = tasks.next_step(state, agent, world, self.clock(), self.limits)
             if isinstance(step, tasks.Wait):
                 return
-            # a span per step, in the trace of the command that started the task; what the
-            # step writes carries the span's context (`_after`)
+            # a span per step, in the trace of the command that started the task, linked to
+            # the event it answers (`_links`); what the step writes carries its context
+            links = self._links(state, step) if tracing.enabled() else ()
             with tracing.continue_trace(f"runtime {type(step).__name__.lower()}",
-                                        state.traceparent, kind=SpanKind.INTERNAL,
+                                        state.traceparent, kind=SpanKind.INTERNAL, links=links,
                                         **{"omc.task_id": task_id}):
                 if not await self._step(state, agent, step):
                     return
+
+    def _links(self, state: tasks.TaskState, step: Any) -> list[Any]:
+        """Span links from `step` to the event it answers, written by another span than the
+        task's command: the outcome of an action's transaction (the watcher's TxConfirmed,
+        a TxFailed), else a person's decision on the action (ActionApproved/Rejected)."""
+        if isinstance(step, tasks.Release):
+            action_id = step.action_id
+            decision = None
+        else:
+            current = next((a for a in state.actions if a.result is None), None)
+            if current is None:
+                return []
+            action_id = current.action.action_id
+            decision = current.decision
+        settled = self.requests.settled_by.get(tasks.request_id_of(action_id))
+        answered = settled or (decision.meta if decision is not None else None)
+        link = tracing.link_to(answered) if answered is not None else None
+        return [link] if link is not None else []
 
     async def _step(self, state: tasks.TaskState, agent, step: Any) -> bool:
         """Take one step; whether the task may take the next one at once."""

@@ -2,7 +2,8 @@
 
     Agents     omc.agent.events.v1  agent states (policy, budget reservations), and the
                                     actions whose budget was refused
-    Requests   omc.tx.events.v1     transaction requests by id, and their final outcomes
+    Requests   omc.tx.events.v1     transaction requests by id, their final outcomes, and
+                                    the trace context each outcome event carries
     Tasks      omc.task.events.v1   task states, and the partition that owns each task
 
 Folds are idempotent: the runtime applies its own writes at once and reads them back later,
@@ -12,6 +13,7 @@ and the domain's `evolve` ignores what it has already folded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from omc_domain import agent as agents
 from omc_domain import task as tasks
@@ -67,10 +69,22 @@ class Agents:
         return self.heads.get(agent_id, ChainHead())
 
 
+class Traced(NamedTuple):
+    """Where an event's trace context points (for a span link: `omc_obs.tracing.link_to`)."""
+
+    event_id: str
+    event_type: str
+    traceparent: str
+    tracestate: str | None
+
+
 @dataclass
 class Requests:
     tasks: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, tasks.TxOutcome] = field(default_factory=dict)
+    settled_by: dict[str, Traced] = field(default_factory=dict)
+    """Request id -> the trace context of its outcome event (TxConfirmed, TxFailed), when
+    it carries one: the span of the watcher or tx manager that settled it."""
 
     def apply(self, record: Record, partition: int = -1) -> str | None:
         """Fold `record`; the id of the task whose request it settles, if any."""
@@ -88,6 +102,10 @@ class Requests:
                 detail=f"{record.code}: {record.detail}")
         else:
             return None
+        meta = record.meta
+        if meta.traceparent:
+            self.settled_by[record.request_id] = Traced(meta.event_id, meta.event_type,
+                                                        meta.traceparent, meta.tracestate)
         return self.tasks.get(record.request_id)
 
 

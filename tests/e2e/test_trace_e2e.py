@@ -14,7 +14,8 @@ Every service's real code runs in this process, with an in-memory span exporter:
                database, from fresh Kafka topics
 
 The spans must form one trace whose parent chain runs from the projection of TxConfirmed up
-to the gateway's span, through each service; the records carry the spans' contexts.
+to the gateway's span, through each service; the records carry the spans' contexts; the
+runtime's step that answers the TxConfirmed links to the watcher's span.
 """
 
 # ruff: noqa: F811 (the fixtures `stack`, `kafka_admin`, `fresh_topic` are imported)
@@ -34,7 +35,14 @@ from prometheus_client import REGISTRY
 from omc_chain.signer import LocalKeySigner, Signers
 from omc_config import Settings
 from omc_events.codec import Codec
-from omc_events.records import TxBroadcast, TxConfirmed, TxIncluded, TxRequested, TxSigned
+from omc_events.records import (
+    ToolResultRecorded,
+    TxBroadcast,
+    TxConfirmed,
+    TxIncluded,
+    TxRequested,
+    TxSigned,
+)
 from omc_kafka.producer import EventProducer
 from omc_runtime.runtime import AGENT_EVENTS, COMMANDS, TASK_EVENTS, TX_EVENTS
 from omc_txmanager.manager import TxManager
@@ -210,6 +218,16 @@ def test_the_spans_of_one_transfer_link_every_service_in_one_trace(
     assert [s.kind for s in chain_of(projected, by_id)] == [
         SpanKind.CONSUMER, SpanKind.CONSUMER, SpanKind.CONSUMER, SpanKind.CONSUMER,
         SpanKind.INTERNAL, SpanKind.CONSUMER, SpanKind.PRODUCER]
+
+    # the runtime's reaction to the confirmation (the step recording the tool result) links
+    # to the watcher's span that wrote the TxConfirmed
+    (result,) = [r for r in task_events if isinstance(r, ToolResultRecorded)]
+    reaction = span_of(result.meta.traceparent, by_id)
+    assert reaction.name == "runtime emit"
+    (link,) = reaction.links
+    assert by_id[link.context.span_id] is span_of(confirmed.meta.traceparent, by_id)
+    assert by_id[link.context.span_id].name == f"watcher {TxConfirmed.SCHEMA}"
+    assert link.attributes["omc.event_id"] == confirmed.meta.event_id
 
     # the tx manager's request span has its sign and broadcast children, and its records
     # carry it; the watcher's records carry their own spans

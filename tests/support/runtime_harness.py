@@ -295,17 +295,20 @@ class RuntimeHarness:
     # -- the world outside: transaction outcomes -------------------------------------------------
 
     def confirm(self, request_id: str, *, tx_hash: str | None = None,
-                block_number: int = 101) -> TxConfirmed:
-        """What the chain watcher writes once the request's transaction is final."""
+                block_number: int = 101, traceparent: str | None = None) -> TxConfirmed:
+        """What the chain watcher writes once the request's transaction is final (in the
+        watcher's span `traceparent`, if given)."""
         tx_hash = tx_hash or "0x" + hashlib.sha256(request_id.encode()).hexdigest()
         return self._tx(TxConfirmed, request_id, tx_hash=tx_hash, block_number=block_number,
-                        block_hash="0x" + "bb" * 32, confirmations=12)
+                        block_hash="0x" + "bb" * 32, confirmations=12, traceparent=traceparent)
 
-    def fail(self, request_id: str, detail: str = "execution reverted") -> TxFailed:
+    def fail(self, request_id: str, detail: str = "execution reverted",
+             traceparent: str | None = None) -> TxFailed:
         return self._tx(TxFailed, request_id, tx_hash=None, nonce=None,
-                        code=TxFailureCode.REVERTED, detail=detail)
+                        code=TxFailureCode.REVERTED, detail=detail, traceparent=traceparent)
 
-    def _tx(self, cls: type[Record], request_id: str, **fields: Any) -> Any:
+    def _tx(self, cls: type[Record], request_id: str, traceparent: str | None = None,
+            **fields: Any) -> Any:
         request = next(r for r in self.tx_requests() if r.request_id == request_id)
         account = f"{request.chain_id}:{request.sender}"
         event_id = derived_id(f"tx:{request_id}", 1)
@@ -313,7 +316,8 @@ class RuntimeHarness:
                          aggregate_type="account", aggregate_id=account, sequence=0,
                          occurred_at=self.clock(), tenant=request.meta.tenant,
                          actor="svc:tx-manager", correlation_id=request.meta.correlation_id,
-                         causation_id=request.meta.event_id, prev_hash="", hash="")
+                         causation_id=request.meta.event_id, traceparent=traceparent,
+                         prev_hash="", hash="")
         record, _ = seal(self.writer.schemas, cls(meta=meta, request_id=request_id, **fields),
                          ChainHead(1, ZERO_HASH))
         self.writer.put(TX_EVENTS, record, account)

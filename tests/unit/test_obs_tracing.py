@@ -153,3 +153,27 @@ def test_start_child_and_within_cost_nothing_while_tracing_is_off() -> None:
     assert tracing.start("x", traceparent=PARENT) is None
     with tracing.within(None) as current, tracing.child("y") as child:
         assert (current, child) == (None, None)
+
+
+def test_a_link_names_the_span_an_envelope_carries_with_its_event(spans) -> None:
+    link = tracing.link_to(meta(PARENT))
+    with tracing.continue_trace("step", None, kind=SpanKind.INTERNAL, links=[link]):
+        pass
+    started = tracing.start("later", links=[link])
+    started.end()
+
+    assert f"{link.context.trace_id:032x}" == PARENT.split("-")[1]
+    assert f"{link.context.span_id:016x}" == PARENT.split("-")[2]
+    assert link.context.is_remote
+    assert dict(link.attributes) == {"omc.event_id": "e-1",
+                                     "omc.event_type": "omc.task.TaskSubmitted"}
+    step, later = spans.get_finished_spans()
+    assert step.parent is None  # a link is not a parent
+    assert [s.links[0].context.span_id for s in (step, later)] == [
+        int(PARENT.split("-")[2], 16)] * 2
+
+
+def test_no_link_without_a_valid_trace_context() -> None:
+    assert tracing.link_to(meta(None)) is None
+    assert tracing.link_to(meta("00-zz-yy-01")) is None
+    assert tracing.link_to(meta(f"00-{'0' * 32}-{'0' * 16}-01")) is None
