@@ -5,6 +5,7 @@ records, anchors requested and confirmed once; and the checkpoint digest and key
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from omc_events.records import (
     CheckpointSigned,
     TxRequested,
 )
-from omc_notary.notary import Anchoring, Notary
+from omc_notary.notary import Anchoring, Notary, Output
 from omc_proofs.checkpoint import (
     NotaryKey,
     checkpoint_digest,
@@ -267,3 +268,197 @@ def test_a_failed_anchor_is_not_retried_once_a_later_root_is_anchored():
     notary.observe("tx", 0, 1, b"", _outcome("omc.tx.TxConfirmed", second.request_id), T0)
     assert _submitted(notary.due(T0 + timedelta(hours=1))) == []
     assert notary.anchor_outcomes["superseded"] == 1
+
+
+# -- anchoring traffic: covered, never anchored on its own ----------------------------------
+
+LIFECYCLE = ("omc.tx.TxSigned", "omc.tx.TxBroadcast", "omc.tx.TxIncluded", "omc.tx.TxConfirmed")
+
+
+class World:
+    """The notary, and what the tx manager and the watcher do with its anchor requests: each
+    TxRequested is the next leaf of the tx stream, then its transaction's events, one per
+    tick (30 s). Every leaf it is fed is kept (`fed`), for a restart to replay."""
+
+    def __init__(self, notary: Notary) -> None:
+        self.notary = notary
+        self.now = T0
+        self.offsets: dict[str, int] = {"task": 0, "tx": 0}
+        self.queue: list[object] = []  # tx events still to come, in order
+        self.fed: list[tuple[str, int, bytes, object, datetime]] = []
+        self.outputs: list = []
+
+    def feed(self, topic: str, record) -> list:
+        value = b"\x00\x00\x00\x00\x01" + SCHEMAS.encode(record)
+        offset = self.offsets[topic]
+        self.offsets[topic] += 1
+        self.fed.append((topic, offset, value, record, self.now))
+        return self.notary.observe(topic, 0, offset, value, record, self.now)
+
+    def take(self, outputs: list) -> None:
+        self.outputs += outputs
+        for out in outputs:
+            if isinstance(out.record, TxRequested):
+                self.queue.append(out.record)
+                self.queue += [_outcome(kind, out.record.request_id, n)
+                               for n, kind in enumerate(LIFECYCLE)]
+
+    def tick(self) -> list:
+        """30 s pass: the next tx event (if any) is written, the notary checkpoints."""
+        self.now += timedelta(seconds=30)
+        before = len(self.outputs)
+        if self.queue:
+            self.take(self.feed("tx", self.queue.pop(0)))
+        self.take(self.notary.due(self.now))
+        return self.outputs[before:]
+
+    def proof(self, kind: type, stream: str) -> list:
+        return [o.record for o in self.outputs
+                if isinstance(o.record, kind) and o.record.stream_id == stream]
+
+
+def _task_request() -> TxRequested:
+    record = sample(SCHEMAS.set, "omc.tx.TxRequested", aggregate_id="31337:0xabc",
+                    causation="task-1", position=0)
+    return dataclasses.replace(record, request_id="a-task-request")
+
+
+@pytest.mark.parametrize("task_tx_events", [0, 1])
+def test_anchoring_traffic_reaches_a_steady_state_covered_and_never_anchored(task_tx_events):
+    """A task's checkpoint is anchored; its anchor's transaction (5 events on the tx stream,
+    30 s apart) is covered by checkpoints that are not anchored, and then nothing more is
+    written, however long the notary runs. With a task's transaction on the tx stream too,
+    that checkpoint is anchored once, and its anchor's traffic again only covered."""
+    world = World(_notary(anchoring=ANCHORING))
+    for offset, value, record in _events(4):
+        world.take(world.notary.observe("task", 0, offset, value, record, T0))
+    for _ in range(task_tx_events):
+        world.take(world.feed("tx", _task_request()))
+    world.take(world.notary.due(T0))
+    for _ in range(200):  # 100 minutes
+        world.tick()
+    assert world.queue == []
+    tx_checkpoints = world.proof(CheckpointSigned, "tx:0")
+    anchors = [o.record for o in world.outputs if isinstance(o.record, AnchorSubmitted)]
+    assert [a.stream_id for a in anchors] == ["task:0"] + ["tx:0"] * task_tx_events
+    assert len([o for o in world.outputs if isinstance(o.record, TxRequested)]) == len(anchors)
+    # every leaf of the tx stream is covered, by a bounded number of checkpoints
+    tx_leaves = world.offsets["tx"]
+    assert tx_leaves == 5 * len(anchors) + task_tx_events
+    assert tx_checkpoints[-1].tree_size == tx_leaves
+    assert 1 <= len(tx_checkpoints) <= 3 * len(anchors)  # one per 60 s while events arrive
+    assert all(checkpoint_problems(c, [KEY.address]) == [] for c in tx_checkpoints)
+    for before, after in itertools.pairwise(tx_checkpoints):  # a chain of consistent roots
+        assert after.previous_tree_size == before.tree_size
+        assert verify_consistency(before.tree_size, after.tree_size, unhex32(before.root),
+                                  unhex32(after.root),
+                                  [unhex32(h) for h in after.consistency_proof])
+    assert [world.tick() for _ in range(50)] == [[]] * 50  # steady: nothing more, ever
+    confirmed = [o.record for o in world.outputs if isinstance(o.record, AnchorConfirmed)]
+    assert len(confirmed) == len(anchors)
+
+
+def test_a_restart_after_unanchored_checkpoints_writes_no_duplicate_and_no_gap():
+    live = World(_notary(anchoring=ANCHORING))
+    for offset, value, record in _events(4):
+        live.take(live.notary.observe("task", 0, offset, value, record, T0))
+    live.take(live.notary.due(T0))
+    for _ in range(4):  # the anchor's request and 3 of its events: one unanchored checkpoint
+        live.tick()
+    assert [c.tree_size for c in live.proof(CheckpointSigned, "tx:0")] == [3]
+    # a second notary reads the proof records, then replays every leaf (not ready: no timer)
+    again = World(_notary(anchoring=ANCHORING))
+    for out in live.outputs:
+        if out.topic == "proof":
+            again.notary.restore(out.record)
+    assert [o.record for o in again.notary.resubmissions()] == [
+        o.record for o in live.outputs if isinstance(o.record, TxRequested)]  # still open
+    replayed = []
+    for topic, offset, value, record, at in live.fed:
+        replayed += again.notary.observe(topic, 0, offset, value, record, at)
+    replayed += again.notary.due(live.now, ready=False)
+    assert replayed == []
+    again.now, again.offsets, again.queue = live.now, dict(live.offsets), list(live.queue)
+    rest_live = [o.record for _ in range(10) for o in live.tick()]
+    rest_again = [o.record for _ in range(10) for o in again.tick()]
+    assert rest_again == rest_live
+    sizes = [c.tree_size for c in live.proof(CheckpointSigned, "tx:0")]
+    assert sizes == [3, 5]  # contiguous: each follows the previous
+    assert [c.previous_tree_size for c in live.proof(CheckpointSigned, "tx:0")] == [0, 3]
+    assert [type(r) for r in rest_live].count(AnchorSubmitted) == 0
+
+
+# -- trace context --------------------------------------------------------------------------
+
+
+class RecordedSpans:
+    """A `Spans` that hands out W3C contexts: a child keeps its parent's trace id."""
+
+    def __init__(self) -> None:
+        self.begun: list[tuple[str, tuple, dict]] = []
+
+    def begin(self, name, parent, **attributes):
+        trace_id = parent[0].split("-")[1] if parent[0] else f"{len(self.begun) + 1:032x}"
+        context = (f"00-{trace_id}-{len(self.begun) + 1:016x}-01", "omc=1")
+        self.begun.append((name, parent, attributes))
+        return context
+
+
+def _trace_id(meta) -> str:
+    return meta.traceparent.split("-")[1]
+
+
+def test_one_trace_follows_a_checkpoint_to_its_anchor_and_confirmation():
+    spans = RecordedSpans()
+    notary = _notary(anchoring=RETRYING, spans=spans)
+    outputs = _feed(notary, _events(4))
+    checkpoint, submitted, request = (o.record for o in outputs)
+    assert spans.begun[0][:2] == ("notary omc.proof.CheckpointSigned", (None, None))
+    assert spans.begun[0][2]["omc.anchored"] is True
+    assert spans.begun[1][:2] == ("notary omc.proof.AnchorSubmitted",
+                                  (checkpoint.meta.traceparent, checkpoint.meta.tracestate))
+    assert spans.begun[1][2]["omc.request_id"] == submitted.request_id
+    # the tx manager continues the anchor's span: the request carries its context
+    assert (request.meta.traceparent, request.meta.tracestate) == (
+        submitted.meta.traceparent, submitted.meta.tracestate)
+    assert _trace_id(checkpoint.meta) == _trace_id(submitted.meta) == _trace_id(request.meta)
+    # a retry is a child of the checkpoint too, also after a restart
+    failed = _outcome("omc.tx.TxFailed", submitted.request_id)
+    notary.observe("tx", 0, 0, b"", failed, T0)
+    retry, retried_request = (o.record for o in notary.due(T0 + timedelta(seconds=30)))
+    assert spans.begun[-1][1] == (checkpoint.meta.traceparent, checkpoint.meta.tracestate)
+    assert _trace_id(retry.meta) == _trace_id(checkpoint.meta)
+    assert retried_request.meta.traceparent == retry.meta.traceparent
+    again = _notary(anchoring=RETRYING, spans=RecordedSpans())
+    for out in [*outputs, Output("proof", "task:0", retry)]:
+        if out.topic == "proof":
+            again.restore(out.record)
+    assert [o.record for o in again.resubmissions()] == [request, retried_request]  # (both
+    # open: the first's TxFailed is not replayed here) the same records, trace context too
+    # the watcher's TxConfirmed carries the transaction's trace; AnchorConfirmed continues it
+    tx_span = f"00-{_trace_id(request.meta)}-{'ab' * 8}-01"
+    confirmed = _outcome("omc.tx.TxConfirmed", retry.request_id)
+    confirmed = dataclasses.replace(confirmed, meta=dataclasses.replace(
+        confirmed.meta, traceparent=tx_span, tracestate=None))
+    [out] = notary.observe("tx", 0, 1, b"", confirmed, T0 + timedelta(seconds=40))
+    assert isinstance(out.record, AnchorConfirmed)
+    assert spans.begun[-1][:2] == ("notary omc.proof.AnchorConfirmed", (tx_span, None))
+    assert _trace_id(out.record.meta) == _trace_id(checkpoint.meta)
+    # the anchoring traffic's own checkpoint starts its own trace, and says it is unanchored
+    [tx_checkpoint] = notary.due(T0 + timedelta(days=1))
+    assert spans.begun[-1][0] == "notary omc.proof.CheckpointSigned"
+    assert spans.begun[-1][2]["omc.anchored"] is False
+    assert _trace_id(tx_checkpoint.record.meta) != _trace_id(checkpoint.meta)
+
+
+def test_untraced_records_carry_their_causes_context():
+    notary = _notary(anchoring=ANCHORING)
+    checkpoint, submitted, request = (o.record for o in _feed(notary, _events(4)))
+    assert checkpoint.meta.traceparent is submitted.meta.traceparent is None
+    assert request.meta.traceparent is None
+    tx_span = "00-" + "12" * 16 + "-" + "34" * 8 + "-01"
+    confirmed = _outcome("omc.tx.TxConfirmed", submitted.request_id)
+    confirmed = dataclasses.replace(confirmed, meta=dataclasses.replace(
+        confirmed.meta, traceparent=tx_span))
+    [out] = notary.observe("tx", 0, 0, b"", confirmed, T0)
+    assert out.record.meta.traceparent == tx_span
