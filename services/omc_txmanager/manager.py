@@ -139,7 +139,8 @@ class _InFlight:
     key: str
     batch: list[tuple[SentTx, Replace | None]]
     future: Future
-    spans: list
+    spans: list  # its broadcast spans (tracing on), ended once the answers are recorded
+    parents: dict  # request id -> the request's span, which the answers' events carry
 
 
 @dataclass(frozen=True)
@@ -506,7 +507,9 @@ class TxManager:
                  for tx, _ in batch if tx.request_id in self._spans]
         future = self._sender.submit(self._sender_rpc.send_raw_many,
                                      [tx.raw_tx for tx, _ in batch])
-        self._in_flight.append(_InFlight(state.key, batch, future, spans))
+        parents = {tx.request_id: self._spans[tx.request_id] for tx, _ in batch
+                   if tx.request_id in self._spans}
+        self._in_flight.append(_InFlight(state.key, batch, future, spans, parents))
         self._sending.update(tx.tx_hash for tx, _ in batch)
 
     def _collect(self, wait: bool = False) -> None:
@@ -522,6 +525,7 @@ class TxManager:
                 outcomes = None
             finally:
                 self._sending.difference_update(tx.tx_hash for tx, _ in flight.batch)
+            saved, self._spans = self._spans, flight.parents
             try:
                 state = self.states[flight.key]
                 for (tx, decision), outcome in zip(flight.batch, outcomes or (), strict=False):
@@ -530,6 +534,7 @@ class TxManager:
                         if accepted and decision is not None:
                             self._replaced(state, tx, decision)
             finally:
+                self._spans = saved
                 for span in flight.spans:
                     span.end()
 
