@@ -363,10 +363,10 @@ def test_the_proof_index_opens_a_span_per_record_it_indexes(
     (signed,) = [r for r in log.proof_records() if r.SCHEMA == "omc.proof.CheckpointSigned"]
     assert checkpoint.attributes["omc.event_id"] == signed.meta.event_id
     assert "omc.leaf_index" not in checkpoint.attributes
-    if signed.meta.traceparent is None:  # the notary's records carry no trace context yet
-        assert checkpoint.parent is None
-    else:
-        assert f"{checkpoint.parent.span_id:016x}" == signed.meta.traceparent.split("-")[2]
+    (notary_span,) = [s for s in finished if s.name == "notary omc.proof.CheckpointSigned"]
+    assert f"{notary_span.context.span_id:016x}" == signed.meta.traceparent.split("-")[2]
+    assert checkpoint.parent.span_id == notary_span.context.span_id  # the notary's child
+    assert checkpoint.context.trace_id == notary_span.context.trace_id
     (anchored,) = [s for s in finished if s.name == "index omc.proof.AnchorConfirmed"]
     (line,) = [json.loads(text) for text in buffer.getvalue().splitlines()
                if "without its AnchorSubmitted" in text]

@@ -132,3 +132,24 @@ def test_the_kubernetes_scrape_config_keeps_the_annotated_pods_of_the_project() 
 
     assert keeps[("__meta_kubernetes_pod_label_app_kubernetes_io_name",)] == "openmcp-chain"
     assert keeps[("__meta_kubernetes_pod_annotation_prometheus_io_scrape",)] == "true"
+
+
+def test_the_dashboard_shows_every_metric_of_the_notary() -> None:
+    from omc_notary.metrics import NotaryMetrics
+
+    families = {m.name for m in NotaryMetrics().registry.collect()}
+    used = set().union(*(metrics_in(expr) for expr in dashboard_exprs()))
+    shown = {name for name in families
+             if used & {name, f"{name}_total", f"{name}_bucket", f"{name}_count"}}
+
+    assert len(families) == 6
+    assert shown == families, f"not on the dashboard: {sorted(families - shown)}"
+
+
+def test_every_scrape_job_of_a_service_is_watched_by_the_service_down_alert() -> None:
+    config = yaml.safe_load((OBSERVABILITY / "prometheus.yml").read_text())
+    (down,) = [rule for rule in RULES if rule["alert"] == "OmcServiceDown"]
+    watched = set(re.search(r'job=~"([^"]+)"', down["expr"]).group(1).split("|"))
+    jobs = {job["job_name"] for job in config["scrape_configs"]} - {"kafka-exporter"}
+
+    assert jobs <= watched, f"not watched: {sorted(jobs - watched)}"
