@@ -1,6 +1,8 @@
 """The notary on fresh topics: checkpoints over real-format events, contiguous across a
-restart, anchored on anvil through the TxRequested / TxConfirmed round trip, and the audit
-of the log passing (and failing when a stored event is changed)."""
+restart, anchored on anvil through the TxRequested / TxConfirmed round trip (the real tx
+manager's too), the anchors' own traffic covered by unanchored checkpoints and traced with
+them, and the audit of the log passing (and failing when a stored event is changed or an
+unanchored root is claimed anchored)."""
 
 from __future__ import annotations
 
@@ -134,72 +136,6 @@ def test_checkpoint_now_covers_every_event_once(settings, fresh_topic):
     notary.close()
 
 
-def test_the_real_tx_manager_sends_the_notarys_anchor_request(settings, fresh_topic, web3,
-                                                              funded_account):
-    """The anchor's TxRequested as the tx manager takes it: signed, broadcast, mined; the
-    root is then on chain (the watcher's TxConfirmed is written by the test)."""
-    import dataclasses
-    import time
-    import uuid
-
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-
-    from omc_chain.signer import LocalKeySigner, Signers
-    from omc_events.catalogue import Catalogue
-    from omc_events.records import TxBroadcast, TxSigned
-    from omc_txmanager.app import build as build_manager
-    from omc_txmanager.settings import TxManagerSettings
-    from tests.support.auditlog import CATALOGUE, SCHEMAS
-
-    registry = deploy_contract(web3, funded_account, load_artifact("AnchorRegistry"))
-    log = AuditLog(settings, fresh_topic, task_partitions=1)
-    task_id, _ = log.task(events=5)
-    notary = log.notary(every_events=5, anchor_sender=funded_account.address,
-                        registry=registry)
-    log.settle(notary)
-    dead = fresh_topic()
-    catalogue = Catalogue({**log.catalogue.topics,
-                           dead: dataclasses.replace(CATALOGUE["omc.deadletter.v1"], name=dead)})
-    schemas = SchemaRegistryClient({"url": settings.schema_registry_url})
-    for name in catalogue[dead].records:
-        schemas.register_schema(catalogue[dead].subject(name),
-                                Schema(SCHEMAS.set.standalone_json(name), "AVRO"))
-    manager = build_manager(TxManagerSettings.from_env({
-        "OMC_TXMANAGER_TOPIC": log.tx_topic, "OMC_TXMANAGER_DEADLETTER_TOPIC": dead,
-        "OMC_TXMANAGER_GROUP": f"omc.test.txmanager.{uuid.uuid4().hex[:8]}",
-        "OMC_TXMANAGER_RPC_RETRIES": "1", "OMC_TXMANAGER_RPC_TIMEOUT": "5"}),
-        signers=Signers([LocalKeySigner(bytes(funded_account.key))]), catalogue=catalogue,
-        chain_id=31337)
-    manager.subscribe()
-    try:
-        deadline = time.monotonic() + 30
-        from omc_audit.source import read_partitions
-
-        while time.monotonic() < deadline:
-            manager.step()
-            records = [log.codec.decode(m.value) for m in
-                       read_partitions(settings.kafka_bootstrap, [(log.tx_topic, 0)])]
-            if any(isinstance(r, TxBroadcast) for r in records):
-                break
-        else:
-            raise AssertionError("the tx manager did not broadcast the anchor")
-    finally:
-        manager.close()
-    (request,) = log.tx_requests()
-    (signed,) = [r for r in records if isinstance(r, TxSigned)]
-    assert signed.request_id == request.request_id
-    receipt = web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)
-    assert receipt["status"] == 1
-    log.confirm(request, signed.tx_hash, receipt["blockNumber"],
-                "0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"))
-    log.settle(notary)
-    notary.close()
-    report = verify_log(settings, log.topics, task_id=task_id, trusted=(log.key.address,),
-                        registry=registry)
-    assert report.ok, [str(f) for f in report.findings]
-    assert report.anchors_on_chain == 1
-
-
 def test_a_failed_anchor_is_retried_when_funds_arrive(settings, fresh_topic, web3,
                                                       funded_account):
     """The real tx manager fails the anchor of an account without funds (TxFailed); funds
@@ -303,3 +239,132 @@ def test_a_failed_anchor_is_retried_when_funds_arrive(settings, fresh_topic, web
                         registry=registry)
     assert report.ok, [str(f) for f in report.findings]
     assert report.anchors_on_chain == 1
+
+
+def test_anchoring_traffic_is_covered_unanchored_and_one_trace_follows_the_anchor(
+        spans, settings, fresh_topic, web3, funded_account):
+    """The real tx manager sends the anchor of the task stream's checkpoint; the anchor's own
+    transaction events on the tx stream are then covered by a checkpoint that is signed and
+    NOT anchored (no second anchor, however long the notary runs, nor after a restart); the
+    audit of the log passes with every event covered, and fails `not_anchored` when an
+    AnchorConfirmed claims that unanchored root. The checkpoint's span, its anchor's, the tx
+    manager's and the AnchorConfirmed's are one trace. (Also: the anchor's TxRequested as the
+    real tx manager takes it: signed, broadcast, mined, the root on chain.)"""
+    import dataclasses
+    import uuid
+
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    from omc_audit.source import read_partitions
+    from omc_chain.signer import LocalKeySigner, Signers
+    from omc_events.catalogue import Catalogue
+    from omc_events.chain import seal
+    from omc_events.envelope import ChainHead
+    from omc_events.records import TxBroadcast, TxSigned
+    from omc_proofs.checkpoint import stream_id
+    from omc_txmanager.app import build as build_manager
+    from omc_txmanager.settings import TxManagerSettings
+    from tests.support.auditlog import CATALOGUE, SCHEMAS
+    from tests.support.samples import sample
+
+    registry = deploy_contract(web3, funded_account, load_artifact("AnchorRegistry"))
+    log = AuditLog(settings, fresh_topic, task_partitions=1)
+    log.task(events=5)
+    anchoring = {"anchor_sender": funded_account.address, "registry": registry}
+    notary = log.notary(every_events=5, **anchoring)
+    log.settle(notary)
+    (request,) = log.tx_requests()
+    dead = fresh_topic()
+    catalogue = Catalogue({**log.catalogue.topics,
+                           dead: dataclasses.replace(CATALOGUE["omc.deadletter.v1"], name=dead)})
+    schemas = SchemaRegistryClient({"url": settings.schema_registry_url})
+    for name in catalogue[dead].records:
+        schemas.register_schema(catalogue[dead].subject(name),
+                                Schema(SCHEMAS.set.standalone_json(name), "AVRO"))
+    manager = build_manager(TxManagerSettings.from_env({
+        "OMC_TXMANAGER_TOPIC": log.tx_topic, "OMC_TXMANAGER_DEADLETTER_TOPIC": dead,
+        "OMC_TXMANAGER_GROUP": f"omc.test.txmanager.{uuid.uuid4().hex[:8]}",
+        "OMC_TXMANAGER_RPC_RETRIES": "1", "OMC_TXMANAGER_RPC_TIMEOUT": "5"}),
+        signers=Signers([LocalKeySigner(bytes(funded_account.key))]), catalogue=catalogue,
+        chain_id=31337)
+    manager.subscribe()
+    try:
+        for _ in range(200):
+            manager.step()
+            records = [log.codec.decode(m.value) for m in
+                       read_partitions(settings.kafka_bootstrap, [(log.tx_topic, 0)])]
+            if any(isinstance(r, TxBroadcast) for r in records):
+                break
+        else:
+            raise AssertionError("the tx manager did not broadcast the anchor")
+    finally:
+        manager.close()
+    (signed,) = [r for r in records if isinstance(r, TxSigned)]
+    assert signed.request_id == request.request_id
+    receipt = web3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)
+    assert receipt["status"] == 1
+    head = [r.meta for r in records if r.meta.sequence][-1]  # the account's chain, so far
+    log.heads[request.meta.aggregate_id] = ChainHead(head.sequence, head.hash)
+    log.confirm(request, signed.tx_hash, receipt["blockNumber"],
+                "0x" + bytes(receipt["blockHash"]).hex().removeprefix("0x"),
+                traceparent=signed.meta.traceparent)  # as the watcher carries it
+    log.settle(notary, tick=61)  # the confirmation, then the time trigger, until idle
+    notary.close()
+    task_stream, tx_stream = stream_id(log.topics.task, 0), stream_id(log.tx_topic, 0)
+    proof = log.proof_records()
+    tx_log = [log.codec.decode(m.value)
+              for m in read_partitions(settings.kafka_bootstrap, [(log.tx_topic, 0)])]
+    tx_leaves = len(tx_log)
+    assert [type(r).__name__ for r in tx_log] == [  # all of them anchoring traffic
+        "TxRequested", "TxSigned", "TxBroadcast", "TxConfirmed"]
+    tx_checkpoints = [r for r in proof if isinstance(r, CheckpointSigned)
+                      and r.stream_id == tx_stream]
+    assert [c.tree_size for c in tx_checkpoints] == [tx_leaves]  # every leaf covered, once
+    assert [r.stream_id for r in proof if isinstance(r, AnchorSubmitted)] == [task_stream]
+    # (and no second TxRequested: the anchoring traffic caused no anchor)
+    (confirmed,) = [r for r in proof if isinstance(r, AnchorConfirmed)]
+    # a restart rebuilds the same state: nothing new, even with time passing
+    again = log.notary(every_events=5, **anchoring)
+    log.settle(again, tick=61)
+    again.close()
+    assert log.proof_records() == proof
+    report = verify_log(settings, log.topics, trusted=(log.key.address,), registry=registry)
+    assert report.ok, [str(f) for f in report.findings]
+    assert report.coverage[tx_stream] == (tx_leaves, tx_leaves)
+    assert report.coverage[task_stream] == (5, 5)
+    assert not report.notes
+    assert report.anchors_on_chain == 1
+    # one trace: checkpoint -> anchor -> the tx manager's request span -> AnchorConfirmed
+    finished = spans.get_finished_spans()
+    by_id = {s.context.span_id: s for s in finished}
+    (anchor_span,) = [s for s in finished if s.name == "notary omc.proof.AnchorSubmitted"]
+    checkpoint_span = by_id[anchor_span.parent.span_id]
+    assert checkpoint_span.name == "notary omc.proof.CheckpointSigned"
+    assert checkpoint_span.attributes["omc.stream_id"] == task_stream
+    assert checkpoint_span.parent is None  # the trace starts at the checkpoint
+    (manager_span,) = [s for s in finished if s.name == "txmanager omc.tx.TxRequested"]
+    assert manager_span.parent.span_id == anchor_span.context.span_id
+    (confirmed_span,) = [s for s in finished if s.name == "notary omc.proof.AnchorConfirmed"]
+    trace_id = checkpoint_span.context.trace_id
+    assert {anchor_span.context.trace_id, manager_span.context.trace_id,
+            confirmed_span.context.trace_id} == {trace_id}
+    assert confirmed.meta.traceparent.split("-")[1] == f"{trace_id:032x}"
+    (tx_span,) = [s for s in finished if s.name == "notary omc.proof.CheckpointSigned"
+                  and s.attributes["omc.stream_id"] == tx_stream]
+    assert tx_span.attributes["omc.anchored"] is False
+    # an anchor claimed for the unanchored root is reported: the chain does not hold it
+    last = [r for r in proof if r.stream_id == tx_stream][-1]
+    forged = sample(SCHEMAS.set, "omc.proof.AnchorConfirmed", aggregate_id=tx_stream,
+                    causation="forged", position=0)
+    forged = dataclasses.replace(
+        forged, stream_id=tx_stream, tree_size=tx_checkpoints[0].tree_size,
+        root=tx_checkpoints[0].root, chain_id=31337, request_id=str(uuid.uuid4()),
+        tx_hash=confirmed.tx_hash, block_number=confirmed.block_number,
+        block_hash=confirmed.block_hash,
+        meta=dataclasses.replace(forged.meta, aggregate_type="proof_stream",
+                                 tenant="system", actor="svc:notary"))
+    forged, _ = seal(SCHEMAS, forged, ChainHead(last.meta.sequence, last.meta.hash))
+    log.producer.send(log.topics.proof, forged, key=tx_stream)
+    log.producer.flush()
+    report = verify_log(settings, log.topics, trusted=(log.key.address,), registry=registry)
+    assert report.codes() == {"not_anchored"}, [str(f) for f in report.findings]

@@ -129,8 +129,9 @@ class AuditLog:
         return sealed  # type: ignore[return-value]
 
     def confirm(self, request: TxRequested, tx_hash: str, block_number: int,
-                block_hash: str) -> TxConfirmed:
-        """What the watcher records when the anchor's transaction is final."""
+                block_hash: str, traceparent: str | None = None) -> TxConfirmed:
+        """What the watcher records when the anchor's transaction is final (with the trace
+        context of its TxSigned, as the watcher carries it)."""
         key = request.meta.aggregate_id
         record = sample(SCHEMAS.set, "omc.tx.TxConfirmed", aggregate_id=key,
                         causation=request.request_id, position=9)
@@ -138,7 +139,8 @@ class AuditLog:
             record, request_id=request.request_id, tx_hash=tx_hash, block_number=block_number,
             block_hash=block_hash, confirmations=1,
             meta=dataclasses.replace(record.meta, aggregate_type="account",
-                                     tenant="system", occurred_at=self.clock()))
+                                     tenant="system", occurred_at=self.clock(),
+                                     traceparent=traceparent, tracestate=None))
         sealed, self.heads[key] = seal(SCHEMAS, record, self.heads.get(key, ChainHead()))
         self.producer.send(self.tx_topic, sealed, key=key)
         self.producer.flush()
