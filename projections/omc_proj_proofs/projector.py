@@ -18,7 +18,6 @@ read back from MySQL on start.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -121,25 +120,35 @@ class ProofProjector:
                 record = None
             meta = getattr(record, "meta", None)
             if topic == self.proof_topic:
-                with (self._handling(record, meta) if traced and meta is not None
-                      else contextlib.nullcontext()):
+                if traced and meta is not None:
+                    with self._handling(record, meta):
+                        self._proof(record, checkpoints, anchors)
+                else:
                     self._proof(record, checkpoints, anchors)
                 continue
             key = stream_id(topic, partition)
             stream = self._stream(key)
-            index = stream.size
-            with (self._handling(record, meta, **{"omc.stream_id": key, "omc.leaf_index": index})
-                  if traced and meta is not None else contextlib.nullcontext()):
-                data = leaf_data(value)
-                leaves.append((key, index, offset, meta.event_id if meta else None,
-                               meta.tenant if meta else None, data.hex()))
-                hashed = leaf_hash(data)
-                nodes.append((key, 0, index, hashed))
-                stream.size += 1
-                self._complete(key, stream, index, hashed, nodes)
+            if traced and meta is not None:  # a span per leaf, only while tracing is on
+                with self._handling(record, meta, **{"omc.stream_id": key,
+                                                     "omc.leaf_index": stream.size}):
+                    self._leaf(key, stream, offset, meta, value, leaves, nodes)
+            else:
+                self._leaf(key, stream, offset, meta, value, leaves, nodes)
         if messages:
             self._write(leaves, nodes, checkpoints, anchors)
         return len(messages)
+
+    def _leaf(self, key: str, stream: _Stream, offset: int, meta: Any, value: bytes,
+              leaves: list, nodes: list) -> None:
+        """Add the message at `offset` as the stream's next leaf."""
+        data = leaf_data(value)
+        index = stream.size
+        leaves.append((key, index, offset, meta.event_id if meta else None,
+                       meta.tenant if meta else None, data.hex()))
+        hashed = leaf_hash(data)
+        nodes.append((key, 0, index, hashed))
+        stream.size += 1
+        self._complete(key, stream, index, hashed, nodes)
 
     @staticmethod
     def _handling(record: Any, meta: Any, **attributes: Any):
