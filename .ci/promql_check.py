@@ -5,12 +5,15 @@ Prometheus-compatible tools use) and PyYAML:
 
 Every expression of deploy/observability/alerts.yml and of the Grafana dashboards parses as
 PromQL, and every metric it selects (read from the syntax tree, not by pattern) is exported by
-the project's code or is one of the Kafka Exporter's or Prometheus's own (the same allowance
-as tests/unit/test_observability.py, whose pattern-based reader this cross-checks).
+the project's code (a Counter/Gauge/Histogram/Summary declared with its name, or a custom
+collector's *MetricFamily, `collected`) or is one of the Kafka Exporter's or Prometheus's own
+(the same allowance as tests/unit/test_observability.py, whose pattern-based reader, and
+collection of the collectors, this cross-checks).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -31,10 +34,52 @@ def exported(repo: Path) -> set[str]:
     declaration = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-z_:][a-z0-9_:]*)\"")
     for folder in ("libs", "services", "projections"):
         for path in (repo / folder).rglob("*.py"):
-            for kind, name in declaration.findall(path.read_text()):
+            text = path.read_text()
+            found = declaration.findall(text)
+            if "MetricFamily(" in text:
+                found += collected(text)
+            for kind, name in found:
                 base = name.removesuffix("_total") if kind == "Counter" else name
                 names |= {base + suffix for suffix in SUFFIXES[kind]}
     return names
+
+
+def collected(source: str) -> list[tuple[str, str]]:
+    """(kind, name) of a custom collector's families: `CounterMetricFamily("name", ...)`, or
+    `CounterMetricFamily(f"prefix{key}", ...)` in a `for key, ... in TABLE.items()` loop over
+    a module-level dict (or tuple) of literal keys."""
+    tree = ast.parse(source)
+    tables = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+              for target in node.targets if isinstance(target, ast.Name)}
+    found = []
+
+    def kind_of(call: ast.AST) -> str | None:
+        name = getattr(getattr(call, "func", None), "id", "")
+        kind = name.removesuffix("MetricFamily")
+        return kind if name.endswith("MetricFamily") and kind in SUFFIXES else None
+
+    for call in ast.walk(tree):
+        first = call.args[0] if isinstance(call, ast.Call) and call.args else None
+        if kind_of(call) and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            found.append((kind_of(call), first.value))
+    for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
+        target = loop.target.elts[0] if isinstance(loop.target, ast.Tuple) else loop.target
+        table = loop.iter.func.value if isinstance(loop.iter, ast.Call) and isinstance(
+            loop.iter.func, ast.Attribute) else loop.iter
+        literal = tables.get(getattr(table, "id", None))
+        keys = literal.keys if isinstance(literal, ast.Dict) else getattr(literal, "elts", [])
+        values = [k.value for k in keys if isinstance(k, ast.Constant)]
+        for call in ast.walk(loop):
+            first = call.args[0] if isinstance(call, ast.Call) and call.args else None
+            if not (kind_of(call) and isinstance(first, ast.JoinedStr)):
+                continue
+            parts = first.values
+            if all(isinstance(p, ast.Constant) or getattr(p.value, "id", None) == target.id
+                   for p in parts):
+                found += [(kind_of(call), "".join(
+                    p.value if isinstance(p, ast.Constant) else value for p in parts))
+                    for value in values]
+    return found
 
 
 def selected(node) -> set[str]:
