@@ -22,7 +22,12 @@ not complete, and recorded anchor receipts. The checks:
                  events inside the bundle (its first one there starts the run)
     anchors      each AnchorConfirmed names a signed checkpoint's root, and the chain's
                  AnchorRegistry.rootOf(stream, size) holds that root (or, offline, the
-                 recorded receipt says so, and the report says it was not checked live)
+                 recorded receipt says so, and the report says it was not checked live).
+                 A checkpoint need not be anchored (the notary does not anchor one that
+                 covers only its own anchoring traffic): it is signed and chained by
+                 consistency proofs to the stream's others, and an anchored later one
+                 extends it. `Report.anchored` gives, per stream, the newest size whose
+                 anchor verified: what lies beyond is covered by signature only.
 
 The per-message work runs on the raw bytes (omc_proofs.fastcheck), per run of one
 partition's messages, optionally in forked worker processes (`workers`), stitched in order:
@@ -191,6 +196,8 @@ class Report:
     #                                                     events proven one by one (bundles)
     coverage: dict[str, tuple[int, int]] = field(default_factory=dict)  # complete stream ->
     #                                        (events its checkpoints cover, events it holds)
+    anchored: dict[str, int] = field(default_factory=dict)  # stream -> the newest tree size
+    #                                    whose anchor verified (beyond it: signatures only)
 
     @property
     def ok(self) -> bool:
@@ -575,6 +582,9 @@ def _audit(evidence: Evidence, decode: Callable[[bytes], Record], trusted: Colle
             report.add("not_anchored", where,
                        "the chain holds no such root" if on_chain == ZERO32
                        else f"the chain holds {on_chain}, not {anchor.root}")
+            continue
+        report.anchored[anchor.stream_id] = max(report.anchored.get(anchor.stream_id, 0),
+                                                anchor.tree_size)
     if live_note:
         report.notes.append("the chain was not reachable: anchors were checked against the "
                             "receipts recorded in the bundle, not live")

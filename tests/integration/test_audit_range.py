@@ -83,9 +83,11 @@ def test_a_time_window_holds_exactly_the_events_of_that_time(ranged, settings):
     report = verify_bundle(bundle, chain=None, trusted=(log.key.address,), registry=registry)
     assert report.ok, [str(f) for f in report.findings]
     # by time alone (no --range): every event stream; the tx stream holds only anchoring
-    # traffic, which is never checkpointed by itself, so nothing of it can be proven
+    # traffic, covered by checkpoints that are signed and not anchored: proven too
     everything = export_range(settings, [], log.topics, since=since, registry=registry)
-    assert [c.stream_id for c in everything.evidence.ranges] == [f"{log.topics.task}:0"]
+    assert [c.stream_id for c in everything.evidence.ranges] == [f"{log.topics.task}:0",
+                                                                 f"{log.tx_topic}:0"]
+    assert {m.topic for m in everything.evidence.events} == {log.topics.task, log.tx_topic}
     assert len(everything.evidence.events) > len(bundle.evidence.events)
     assert verify_bundle(everything, chain=None, trusted=(log.key.address,),
                          registry=registry).ok

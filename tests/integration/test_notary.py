@@ -334,6 +334,7 @@ def test_anchoring_traffic_is_covered_unanchored_and_one_trace_follows_the_ancho
     assert report.coverage[task_stream] == (5, 5)
     assert not report.notes
     assert report.anchors_on_chain == 1
+    assert report.anchored == {task_stream: 5}  # the tx stream: covered by signature only
     # one trace: checkpoint -> anchor -> the tx manager's request span -> AnchorConfirmed
     finished = spans.get_finished_spans()
     by_id = {s.context.span_id: s for s in finished}
@@ -368,3 +369,4 @@ def test_anchoring_traffic_is_covered_unanchored_and_one_trace_follows_the_ancho
     log.producer.flush()
     report = verify_log(settings, log.topics, trusted=(log.key.address,), registry=registry)
     assert report.codes() == {"not_anchored"}, [str(f) for f in report.findings]
+    assert report.anchored == {task_stream: 5}

@@ -209,9 +209,9 @@ def mutate(kind: str, doc: dict, rng: random.Random, codec: Codec, skipped_root:
                 prev_hash=ZERO_HASH))
         sealed, _ = seal(SCHEMAS, fake, ChainHead(previous.sequence, previous.hash))
         last = proof_events[-1]
+        prefix = Bundle_b64(proof_events[confirmed[0]]["value"])[:5]  # AnchorConfirmed's id
         proof_events.append({**last, "key": key, "offset": last["offset"] + 1,
-                             "value": b64(SCHEMAS.encode(sealed,
-                                                         Bundle_b64(last["value"])[:5]))})
+                             "value": b64(SCHEMAS.encode(sealed, prefix))})
         return "not_anchored"
     raise AssertionError(kind)
 
