@@ -11,5 +11,7 @@
     guarantee  one notary per proof topic (single writer). Everything it wrote is read back
                before it writes again, and ids are derived (checkpoint: from the last covered
                event; anchor confirmation: from the TxConfirmed), so a restart continues at
-               the last checkpoint: no duplicate, no gap.
+               the last checkpoint: no duplicate, no gap. Every event is covered: the
+               notary's own anchoring traffic by checkpoints that are signed and not
+               anchored (so anchors never cause anchors; omc_notary.notary)
 """

@@ -4,8 +4,10 @@
     OMC_NOTARY_PROOF_TOPIC         where checkpoints and anchors go (omc.proof.events.v1)
     OMC_NOTARY_TX_TOPIC            where anchor requests go, and TxConfirmed come from
                                    (omc.tx.events.v1; must be one of OMC_NOTARY_TOPICS)
-    OMC_NOTARY_EVERY_EVENTS        a checkpoint after this many new events of a stream (1000)
-    OMC_NOTARY_EVERY_SECONDS       ... or this long after the last one, if it has any (60)
+    OMC_NOTARY_EVERY_EVENTS        a checkpoint after this many new events of a stream (1000;
+                                   the notary's own anchoring traffic not counted)
+    OMC_NOTARY_EVERY_SECONDS       ... or this long after the last one, if it has any (60;
+                                   anchoring traffic alone: signed, not anchored)
     OMC_NOTARY_KEY_FILE            the secp256k1 key that signs checkpoints (hex); default
                                    <stack dir>/notary/notary.key, made on first start
     OMC_NOTARY_ANCHOR_SENDER       the anchoring account (an address whose key the tx manager
