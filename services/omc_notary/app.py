@@ -53,6 +53,7 @@ from omc_proofs.fastmeta import scan
 log = logging.getLogger(__name__)
 
 SOURCE = "omc/notary"
+CHAIN_AGGREGATE = "chain"  # the watcher's BlockObserved (and other chain events)
 LAG_EVERY = 15.0  # seconds between samples of the notary's lag (a watermark query each)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -209,14 +210,16 @@ class NotaryProcess:
 
     def _read(self, topic: str, value: bytes | None,
               ) -> tuple[Record | None, str | None, datetime | None]:
-        """The record on the tx topic (anchors' outcomes are there); elsewhere only the
-        event id and time, read from the envelope without decoding the record (a restart
-        replays the whole log: this is most of its cost)."""
+        """The record on the tx topic (anchors' outcomes are there) and of the chain
+        aggregate (blocks, which may hold anchors); elsewhere only the event id and time,
+        read from the envelope without decoding the record (a restart replays the whole
+        log: this is most of its cost)."""
         if topic != self.settings.tx_topic:
             try:
                 meta = scan((value or b"")[5:])
-                return None, meta.event_id, _EPOCH + timedelta(
-                    microseconds=meta.occurred_at_us)
+                if meta.aggregate_type != CHAIN_AGGREGATE:
+                    return None, meta.event_id, _EPOCH + timedelta(
+                        microseconds=meta.occurred_at_us)
             except (ValueError, OverflowError):
                 pass
         try:

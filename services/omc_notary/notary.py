@@ -40,6 +40,13 @@ is covered like any event but never causes an anchor, so anchoring cannot feed i
       traffic.
 So an anchor's transaction adds leaves to one stream that at most a few unanchored
 checkpoints cover (one per `every_seconds` while its events arrive), and no anchor.
+The block that includes an anchor is anchoring traffic too: its BlockObserved (chain topic)
+is matched by block hash with the anchor's TxIncluded, whichever is read first (on a chain
+that mines a block per transaction, as anvil does by default, that block exists only
+because of the anchor: without this, chain-stream anchor -> block -> BlockObserved ->
+chain-stream anchor ... every `every_seconds`, for ever). Both are remembered for the last
+`RECENT_BLOCKS` blocks. Should a time trigger fall between reading the two, that block
+causes one more anchor, whose own block is then very likely matched: the chain path dies out.
 
 Trace context: each record the notary writes carries one (meta.traceparent), from `spans`
 (a `Spans`; the service's opens an OpenTelemetry span per record; without one, a record
@@ -67,10 +74,12 @@ from omc_events.record import Record
 from omc_events.records import (
     AnchorConfirmed,
     AnchorSubmitted,
+    BlockObserved,
     CheckpointSigned,
     EventMeta,
     TxConfirmed,
     TxFailed,
+    TxIncluded,
     TxPurpose,
     TxRequested,
 )
@@ -90,6 +99,7 @@ ACTOR = "svc:notary"
 TENANT = "system"
 AGGREGATE = "proof_stream"
 ANCHOR_CALL = "anchor(bytes32,uint64,bytes32)"
+RECENT_BLOCKS = 4096  # blocks remembered to match a BlockObserved with an anchor's TxIncluded
 
 
 TraceContext = tuple[str | None, str | None]  # (traceparent, tracestate), W3C
@@ -216,6 +226,9 @@ class Notary:
         # (stream, size) -> the checkpoint's event id, when it was signed, its trace context
         self.mismatches: list[str] = []
         self.anchor_outcomes: Counter[str] = Counter()  # since start, for metrics
+        self.anchor_blocks: dict[str, None] = {}  # hashes of blocks with an anchor, not seen
+        self.block_leaves: dict[str, tuple[Stream, int]] = {}  # block hash -> (its stream,
+        #                                          tree size with its BlockObserved), recent
 
     def _stream(self, topic: str, partition: int) -> Stream:
         key = stream_id(topic, partition)
@@ -290,8 +303,8 @@ class Notary:
                 event_id: str | None = None,
                 occurred_at: datetime | None = None) -> list[Output]:
         """Add one message of an event topic as the next leaf of its stream. `record` is
-        needed on the tx topic (anchors' outcomes); elsewhere its `event_id` (and
-        `occurred_at`, for the checkpoint delay) is enough."""
+        needed on the tx topic (anchors' outcomes) and for BlockObserved (anchors' blocks);
+        elsewhere its `event_id` (and `occurred_at`, for the checkpoint delay) is enough."""
         stream = self._stream(topic, partition)
         stream.tree.append(leaf_data(value))
         stream.offsets.append(offset)
@@ -310,12 +323,31 @@ class Notary:
                 self.on_mismatch(stream.id, size)
         if stream.checkpoint_at is None:
             stream.checkpoint_at = now  # the clock for a stream without checkpoints
-        if (size > stream.checkpoint_size
-                and getattr(record, "request_id", None) in self.anchor_requests):
+        request_id = getattr(record, "request_id", None)
+        if size > stream.checkpoint_size and request_id in self.anchor_requests:
             stream.anchor_traffic += 1  # anchoring alone never causes an anchor
+        if isinstance(record, BlockObserved):
+            self._block_seen(record.hash, stream, size)
+        elif isinstance(record, TxIncluded) and request_id in self.anchor_requests:
+            self._anchor_included(record.block_hash)
         if isinstance(record, TxConfirmed | TxFailed):
             return self._settle(record, now)
         return []
+
+    def _block_seen(self, block_hash: str, stream: Stream, size: int) -> None:
+        if block_hash in self.anchor_blocks:  # an anchor's block: anchoring traffic
+            del self.anchor_blocks[block_hash]
+            if size > stream.checkpoint_size:
+                stream.anchor_traffic += 1
+            return
+        _remember(self.block_leaves, block_hash, (stream, size))
+
+    def _anchor_included(self, block_hash: str) -> None:
+        found = self.block_leaves.pop(block_hash, None)
+        if found is None:  # its BlockObserved not read yet
+            _remember(self.anchor_blocks, block_hash, None)
+        elif found[1] > found[0].checkpoint_size:  # read, not checkpointed yet: anchoring
+            found[0].anchor_traffic += 1
 
     def _settle(self, record: TxConfirmed | TxFailed, now: datetime) -> list[Output]:
         anchor = self.open_anchors.get(record.request_id)
@@ -531,6 +563,13 @@ class Notary:
     def _append(self, stream: Stream, record: Record) -> Output:
         sealed, stream.head = seal(self.schemas, record, stream.head)
         return Output(self.proof_topic, stream.id, sealed)
+
+
+def _remember(recent: dict, key: str, value: object) -> None:
+    """Keep `key` among the RECENT_BLOCKS newest (a dict keeps insertion order)."""
+    recent[key] = value
+    if len(recent) > RECENT_BLOCKS:
+        del recent[next(iter(recent))]
 
 
 __all__ = ["NO_TRACE", "Anchoring", "Attempt", "Notary", "OpenAnchor", "Output", "Spans",

@@ -278,13 +278,16 @@ LIFECYCLE = ("omc.tx.TxSigned", "omc.tx.TxBroadcast", "omc.tx.TxIncluded", "omc.
 class World:
     """The notary, and what the tx manager and the watcher do with its anchor requests: each
     TxRequested is the next leaf of the tx stream, then its transaction's events, one per
-    tick (30 s). Every leaf it is fed is kept (`fed`), for a restart to replay."""
+    tick (30 s). With `blocks` ("first" or "after" its TxIncluded), the block mined for each
+    anchor is observed too (BlockObserved on the chain stream), as on a chain that mines a
+    block per transaction. Every leaf it is fed is kept (`fed`), for a restart to replay."""
 
-    def __init__(self, notary: Notary) -> None:
+    def __init__(self, notary: Notary, blocks: str | None = None) -> None:
         self.notary = notary
+        self.blocks = blocks
         self.now = T0
-        self.offsets: dict[str, int] = {"task": 0, "tx": 0}
-        self.queue: list[object] = []  # tx events still to come, in order
+        self.offsets: dict[str, int] = {"task": 0, "tx": 0, "chain": 0}
+        self.queue: list[tuple[str, object]] = []  # (topic, event) still to come, in order
         self.fed: list[tuple[str, int, bytes, object, datetime]] = []
         self.outputs: list = []
 
@@ -298,17 +301,26 @@ class World:
     def take(self, outputs: list) -> None:
         self.outputs += outputs
         for out in outputs:
-            if isinstance(out.record, TxRequested):
-                self.queue.append(out.record)
-                self.queue += [_outcome(kind, out.record.request_id, n)
-                               for n, kind in enumerate(LIFECYCLE)]
+            if not isinstance(out.record, TxRequested):
+                continue
+            request_id = out.record.request_id
+            self.queue.append(("tx", out.record))
+            for n, kind in enumerate(LIFECYCLE):
+                event = _outcome(kind, request_id, n)
+                if kind != "omc.tx.TxIncluded" or self.blocks is None:
+                    self.queue.append(("tx", event))
+                    continue
+                event = dataclasses.replace(event, block_hash=_block_hash(request_id))
+                block = _block(_block_hash(request_id))
+                self.queue += ([("chain", block), ("tx", event)] if self.blocks == "first"
+                               else [("tx", event), ("chain", block)])
 
     def tick(self) -> list:
-        """30 s pass: the next tx event (if any) is written, the notary checkpoints."""
+        """30 s pass: the next event (if any) is written, the notary checkpoints."""
         self.now += timedelta(seconds=30)
         before = len(self.outputs)
         if self.queue:
-            self.take(self.feed("tx", self.queue.pop(0)))
+            self.take(self.feed(*self.queue.pop(0)))
         self.take(self.notary.due(self.now))
         return self.outputs[before:]
 
@@ -317,19 +329,34 @@ class World:
                 if isinstance(o.record, kind) and o.record.stream_id == stream]
 
 
+def _block_hash(seed: str) -> str:
+    import hashlib
+
+    return "0x" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def _block(block_hash: str):
+    record = sample(SCHEMAS.set, "omc.chain.BlockObserved", aggregate_id="31337",
+                    causation=block_hash, position=0)
+    return dataclasses.replace(record, hash=block_hash)
+
+
 def _task_request() -> TxRequested:
     record = sample(SCHEMAS.set, "omc.tx.TxRequested", aggregate_id="31337:0xabc",
                     causation="task-1", position=0)
     return dataclasses.replace(record, request_id="a-task-request")
 
 
-@pytest.mark.parametrize("task_tx_events", [0, 1])
-def test_anchoring_traffic_reaches_a_steady_state_covered_and_never_anchored(task_tx_events):
+@pytest.mark.parametrize(("task_tx_events", "blocks"),
+                         [(0, None), (1, None), (0, "first"), (0, "after"), (1, "after")])
+def test_anchoring_traffic_reaches_a_steady_state_covered_and_never_anchored(task_tx_events,
+                                                                              blocks):
     """A task's checkpoint is anchored; its anchor's transaction (5 events on the tx stream,
     30 s apart) is covered by checkpoints that are not anchored, and then nothing more is
     written, however long the notary runs. With a task's transaction on the tx stream too,
-    that checkpoint is anchored once, and its anchor's traffic again only covered."""
-    world = World(_notary(anchoring=ANCHORING))
+    that checkpoint is anchored once, and its anchor's traffic again only covered. The
+    blocks mined for the anchors (observed before or after their TxIncluded) likewise."""
+    world = World(_notary(anchoring=ANCHORING), blocks)
     for offset, value, record in _events(4):
         world.take(world.notary.observe("task", 0, offset, value, record, T0))
     for _ in range(task_tx_events):
@@ -356,6 +383,47 @@ def test_anchoring_traffic_reaches_a_steady_state_covered_and_never_anchored(tas
     assert [world.tick() for _ in range(50)] == [[]] * 50  # steady: nothing more, ever
     confirmed = [o.record for o in world.outputs if isinstance(o.record, AnchorConfirmed)]
     assert len(confirmed) == len(anchors)
+    chain_checkpoints = world.proof(CheckpointSigned, "chain:0")
+    assert world.offsets["chain"] == (len(anchors) if blocks else 0)
+    assert (1 <= len(chain_checkpoints) <= len(anchors)) if blocks else not chain_checkpoints
+    assert [c.tree_size for c in chain_checkpoints[-1:]] == (
+        [world.offsets["chain"]] if blocks else [])  # every block covered
+
+
+def test_a_block_is_anchored_unless_it_holds_an_anchor():
+    """A block the notary's anchors did not cause is anchored like any event; one that
+    includes an anchor is covered, not anchored; the match holds across a restart."""
+    notary = _notary(anchoring=ANCHORING)
+    outputs = []
+    for offset, value, record in _events(4):
+        outputs += notary.observe("task", 0, offset, value, record, T0)
+    outputs += notary.due(T0)
+    [request] = [o.record for o in outputs if isinstance(o.record, TxRequested)]
+    included = dataclasses.replace(_outcome("omc.tx.TxIncluded", request.request_id),
+                                   block_hash=_block_hash("anchor"))
+    notary.observe("tx", 0, 0, b"", included, T0)
+    notary.observe("chain", 0, 0, b"a", _block(_block_hash("anchor")), T0)
+    first = notary.due(T0 + timedelta(seconds=60))
+    assert sorted((type(o.record).__name__, o.key) for o in first) == [
+        ("CheckpointSigned", "chain:0"), ("CheckpointSigned", "tx:0")]
+    notary.observe("chain", 0, 1, b"b", _block(_block_hash("someone else's")), T0)
+    second = notary.due(T0 + timedelta(seconds=120))
+    assert [(type(o.record).__name__, o.key) for o in second] == [
+        ("CheckpointSigned", "chain:0"), ("AnchorSubmitted", "chain:0"),
+        ("TxRequested", request.meta.aggregate_id)]
+    # a notary restarted after the task's checkpoint, reading the block before the
+    # inclusion this time, writes the same unanchored checkpoints
+    again = _notary(anchoring=ANCHORING)
+    for out in outputs:
+        if out.topic == "proof":
+            again.restore(out.record)
+    for offset, value, record in _events(4):
+        again.observe("task", 0, offset, value, record, T0)
+    again.observe("chain", 0, 0, b"a", _block(_block_hash("anchor")), T0)
+    again.observe("tx", 0, 0, b"", included, T0)
+    assert sorted((o.record for o in again.due(T0 + timedelta(seconds=60))),
+                  key=lambda r: r.stream_id) == sorted((o.record for o in first),
+                                                       key=lambda r: r.stream_id)
 
 
 def test_a_restart_after_unanchored_checkpoints_writes_no_duplicate_and_no_gap():
