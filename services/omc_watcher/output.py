@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from confluent_kafka import KafkaError, Message
 
 from omc_domain.chainview import Emit
-from omc_events.chain import chain_hash
+from omc_events.chain import chain_hash, seal_body
 from omc_events.envelope import ChainHead
 from omc_events.record import Record
 from omc_events.records import EventMeta
@@ -38,35 +38,6 @@ from omc_kafka.producer import DeliveryFailed, EventProducer
 from omc_watcher.wire import Wire
 
 _HASH_LENGTH = b"\x80\x01"  # zig-zag varint of 64, the length of a hex SHA-256
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _varint_length(n: int) -> int:
-    n = (n << 1) ^ (n >> 63)  # zig-zag
-    length = 1
-    while n > 0x7F:
-        n >>= 7
-        length += 1
-    return length
-
-
-def _string_length(text: str) -> int:
-    size = len(text) if text.isascii() else len(text.encode())
-    return (1 if size < 64 else 2 if size < 8192 else _varint_length(size)) + size
-
-
-def _meta_length(meta: EventMeta) -> int:
-    """Bytes of the Avro encoding of `meta` (omc.common.EventMeta, fields in schema order),
-    computed without encoding; checked against the bytes by the caller."""
-    micros = (meta.occurred_at - _EPOCH) // timedelta(microseconds=1)
-    length = sum(_string_length(t) for t in (
-        meta.event_id, meta.event_type, meta.aggregate_type, meta.aggregate_id, meta.tenant,
-        meta.actor, meta.correlation_id, meta.prev_hash, meta.hash))
-    length += (_varint_length(meta.schema_version) + _varint_length(meta.sequence)
-               + _varint_length(micros))
-    for optional in (meta.causation_id, meta.traceparent, meta.tracestate):
-        length += 1 if optional is None else 1 + _string_length(optional)
-    return length
 
 
 class Output:
@@ -101,15 +72,7 @@ class Output:
 
     def _generic(self, emit: Emit, meta: EventMeta, head: ChainHead) -> tuple[bytes, str]:
         """(value body, hash) through the codec's fastavro encoding, for any record."""
-        schemas = self.producer.codec.schemas
-        canonical = schemas.encode(dataclasses.replace(emit.record, meta=meta))
-        meta_end = _meta_length(meta)
-        marker = _HASH_LENGTH + head.hash.encode() + b"\x00"  # prev_hash, then hash = ""
-        if canonical[meta_end - len(marker):meta_end] != marker:  # EventMeta changed shape
-            meta_end = len(schemas.encode(meta))
-        digest = chain_hash(head.hash, canonical)
-        return canonical[:meta_end - 1] + _HASH_LENGTH + digest.encode() + canonical[meta_end:], \
-            digest
+        return seal_body(self.producer.codec.schemas, dataclasses.replace(emit.record, meta=meta))
 
     def headers(self, meta: EventMeta) -> list[tuple[str, bytes]]:
         """`omc_events.envelope.headers(meta, source)`, the same list, built for speed (the
