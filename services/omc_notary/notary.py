@@ -47,6 +47,9 @@ because of the anchor: without this, chain-stream anchor -> block -> BlockObserv
 chain-stream anchor ... every `every_seconds`, for ever). Both are remembered for the last
 `RECENT_BLOCKS` blocks. Should a time trigger fall between reading the two, that block
 causes one more anchor, whose own block is then very likely matched: the chain path dies out.
+So is a ContractEventObserved of an anchor's transaction (a subscription to the registry's
+own event), matched by tx hash with the anchor's TxSigned or TxReplaced (written before the
+broadcast, so long before the event exists).
 
 Trace context: each record the notary writes carries one (meta.traceparent), from `spans`
 (a `Spans`; the service's opens an OpenTelemetry span per record; without one, a record
@@ -76,12 +79,15 @@ from omc_events.records import (
     AnchorSubmitted,
     BlockObserved,
     CheckpointSigned,
+    ContractEventObserved,
     EventMeta,
     TxConfirmed,
     TxFailed,
     TxIncluded,
     TxPurpose,
+    TxReplaced,
     TxRequested,
+    TxSigned,
 )
 from omc_proofs.checkpoint import (
     NotaryKey,
@@ -229,6 +235,7 @@ class Notary:
         self.anchor_blocks: dict[str, None] = {}  # hashes of blocks with an anchor, not seen
         self.block_leaves: dict[str, tuple[Stream, int]] = {}  # block hash -> (its stream,
         #                                          tree size with its BlockObserved), recent
+        self.anchor_txs: dict[str, None] = {}  # hashes of anchors' transactions, recent
 
     def _stream(self, topic: str, partition: int) -> Stream:
         key = stream_id(topic, partition)
@@ -328,8 +335,15 @@ class Notary:
             stream.anchor_traffic += 1  # anchoring alone never causes an anchor
         if isinstance(record, BlockObserved):
             self._block_seen(record.hash, stream, size)
-        elif isinstance(record, TxIncluded) and request_id in self.anchor_requests:
-            self._anchor_included(record.block_hash)
+        elif isinstance(record, ContractEventObserved):
+            if record.tx_hash.lower() in self.anchor_txs and size > stream.checkpoint_size:
+                stream.anchor_traffic += 1  # a log of an anchor's transaction
+        elif request_id in self.anchor_requests:
+            if isinstance(record, TxIncluded):
+                self._anchor_included(record.block_hash)
+            elif isinstance(record, TxSigned | TxReplaced):
+                _remember(self.anchor_txs, (record.tx_hash if isinstance(record, TxSigned)
+                                            else record.new_tx_hash).lower(), None)
         if isinstance(record, TxConfirmed | TxFailed):
             return self._settle(record, now)
         return []

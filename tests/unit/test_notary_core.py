@@ -530,3 +530,31 @@ def test_untraced_records_carry_their_causes_context():
         confirmed.meta, traceparent=tx_span))
     [out] = notary.observe("tx", 0, 0, b"", confirmed, T0)
     assert out.record.meta.traceparent == tx_span
+
+
+def _log_of(tx_hash: str, position: int):
+    record = sample(SCHEMAS.set, "omc.chain.ContractEventObserved", aggregate_id="31337",
+                    causation="log", position=position)
+    return dataclasses.replace(record, tx_hash=tx_hash)
+
+
+def test_a_log_of_an_anchors_transaction_is_anchoring_traffic():
+    """A subscription to the registry's own event: the ContractEventObserved of an anchor's
+    transaction (known by its TxSigned, or TxReplaced) is covered, not anchored; another
+    transaction's is anchored."""
+    notary = _notary(anchoring=ANCHORING)
+    outputs = []
+    for offset, value, record in _events(4):
+        outputs += notary.observe("task", 0, offset, value, record, T0)
+    outputs += notary.due(T0)
+    [request] = [o.record for o in outputs if isinstance(o.record, TxRequested)]
+    signed = _outcome("omc.tx.TxSigned", request.request_id)
+    replaced = _outcome("omc.tx.TxReplaced", request.request_id, 1)
+    notary.observe("tx", 0, 0, b"", signed, T0)
+    notary.observe("tx", 0, 1, b"", replaced, T0)
+    for n, tx_hash in enumerate((signed.tx_hash, replaced.new_tx_hash.upper())):
+        notary.observe("chain", 0, n, bytes([n]), _log_of(tx_hash, n), T0)
+    assert _submitted(notary.due(T0 + timedelta(seconds=60))) == []
+    notary.observe("chain", 0, 2, b"\x02", _log_of("0x" + "ef" * 32, 2), T0)
+    assert [a.stream_id for a in _submitted(notary.due(T0 + timedelta(seconds=120)))] == [
+        "chain:0"]
