@@ -45,8 +45,11 @@ is matched by block hash with the anchor's TxIncluded, whichever is read first (
 that mines a block per transaction, as anvil does by default, that block exists only
 because of the anchor: without this, chain-stream anchor -> block -> BlockObserved ->
 chain-stream anchor ... every `every_seconds`, for ever). Both are remembered for the last
-`RECENT_BLOCKS` blocks. Should a time trigger fall between reading the two, that block
-causes one more anchor, whose own block is then very likely matched: the chain path dies out.
+`RECENT_BLOCKS` blocks. A block read before its anchor's TxIncluded cannot be told apart
+yet, so a checkpoint whose only new leaves besides anchoring traffic are blocks not matched
+(yet) is not anchored while an anchor is in flight (submitted, its TxIncluded, TxFailed or
+TxConfirmed not read, for at most `Anchoring.timeout_seconds`): its blocks are anchored by
+the stream's next anchored checkpoint. So no anchor's block can cause an anchor.
 So is a ContractEventObserved of an anchor's transaction (a subscription to the registry's
 own event), matched by tx hash with the anchor's TxSigned or TxReplaced (written before the
 broadcast, so long before the event exists).
@@ -169,6 +172,7 @@ class Stream:
     head: ChainHead = field(default_factory=ChainHead)
     recorded: dict[int, str] = field(default_factory=dict)  # tree size -> signed root
     anchor_traffic: int = 0  # leaves since the last checkpoint that are anchors' own txs
+    blocks: int = 0  # BlockObserved leaves since the last checkpoint not (yet) an anchor's
     newest_at: datetime | None = None  # occurred_at of the newest leaf, when known
 
     @property
@@ -236,6 +240,8 @@ class Notary:
         self.block_leaves: dict[str, tuple[Stream, int]] = {}  # block hash -> (its stream,
         #                                          tree size with its BlockObserved), recent
         self.anchor_txs: dict[str, None] = {}  # hashes of anchors' transactions, recent
+        self.in_flight: dict[str, datetime] = {}  # anchor request -> submitted at, until its
+        #                                           inclusion (or failure) is read
 
     def _stream(self, topic: str, partition: int) -> Stream:
         key = stream_id(topic, partition)
@@ -272,8 +278,10 @@ class Notary:
             anchor.attempts.append(attempt)
             if record.request_id not in self.settled and not anchor.confirmed:
                 self.open_anchors[record.request_id] = anchor
+            self.in_flight[record.request_id] = meta.occurred_at  # the log says when it lands
         elif isinstance(record, AnchorConfirmed):
             self.settled.add(record.request_id)
+            self.in_flight.pop(record.request_id, None)
             self._confirmed(self._anchoring_of(record.stream_id, record.tree_size,
                                                record.root, record.chain_id, ""))
 
@@ -339,6 +347,8 @@ class Notary:
             if record.tx_hash.lower() in self.anchor_txs and size > stream.checkpoint_size:
                 stream.anchor_traffic += 1  # a log of an anchor's transaction
         elif request_id in self.anchor_requests:
+            if isinstance(record, TxIncluded | TxFailed | TxConfirmed):
+                self.in_flight.pop(request_id, None)
             if isinstance(record, TxIncluded):
                 self._anchor_included(record.block_hash)
             elif isinstance(record, TxSigned | TxReplaced):
@@ -355,6 +365,8 @@ class Notary:
                 stream.anchor_traffic += 1
             return
         _remember(self.block_leaves, block_hash, (stream, size))
+        if size > stream.checkpoint_size:
+            stream.blocks += 1
 
     def _anchor_included(self, block_hash: str) -> None:
         found = self.block_leaves.pop(block_hash, None)
@@ -362,6 +374,16 @@ class Notary:
             _remember(self.anchor_blocks, block_hash, None)
         elif found[1] > found[0].checkpoint_size:  # read, not checkpointed yet: anchoring
             found[0].anchor_traffic += 1
+            found[0].blocks -= 1
+
+    def _anchor_in_flight(self, now: datetime) -> bool:
+        """An anchor was submitted and its inclusion (or failure) not read yet (for at most
+        the anchors' timeout)."""
+        timeout = timedelta(seconds=self.anchoring.timeout_seconds if self.anchoring else 0)
+        for request_id, at in list(self.in_flight.items()):
+            if now - at >= timeout:
+                del self.in_flight[request_id]
+        return bool(self.in_flight)
 
     def _settle(self, record: TxConfirmed | TxFailed, now: datetime) -> list[Output]:
         anchor = self.open_anchors.get(record.request_id)
@@ -469,7 +491,8 @@ class Notary:
         """Sign the stream's tree as it stands (it must have new leaves); request its anchor
         (anchoring on) unless every new leaf is anchoring traffic."""
         size = stream.tree.size
-        anchored = size - stream.checkpoint_size > stream.anchor_traffic
+        others = size - stream.checkpoint_size - stream.anchor_traffic  # not anchoring
+        anchored = others > 0 and not (others == stream.blocks and self._anchor_in_flight(now))
         root = hex32(stream.tree.root())
         previous = stream.checkpoint_size
         previous_root = stream.checkpoint_root if previous else None
@@ -495,7 +518,7 @@ class Notary:
         stream.checkpoint_size, stream.checkpoint_root = size, root
         stream.checkpoint_at = now
         stream.recorded[size] = root
-        stream.anchor_traffic = 0
+        stream.anchor_traffic = stream.blocks = 0
         self.checkpoint_ids[(stream.id, size)] = (signed.meta.event_id, now, trace)
         if self.anchoring is not None and anchored:
             outputs.extend(self._submit(self._anchoring_of(
@@ -527,6 +550,7 @@ class Notary:
         self.anchor_requests.add(submitted.request_id)
         anchor.attempts.append(Attempt(submitted.request_id, number, now, request))
         self.open_anchors[submitted.request_id] = anchor
+        self.in_flight[submitted.request_id] = now
         self.anchor_outcomes["submitted" if number == 1 else "retried"] += 1
         if number > 1:
             log.warning("anchor of %s at size %d: attempt %d of %d (request %s)",

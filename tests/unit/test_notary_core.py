@@ -558,3 +558,26 @@ def test_a_log_of_an_anchors_transaction_is_anchoring_traffic():
     notary.observe("chain", 0, 2, b"\x02", _log_of("0x" + "ef" * 32, 2), T0)
     assert [a.stream_id for a in _submitted(notary.due(T0 + timedelta(seconds=120)))] == [
         "chain:0"]
+
+
+def test_an_anchors_block_read_before_its_inclusion_causes_no_anchor():
+    """The block is read, the time trigger fires, and only then its anchor's TxIncluded: the
+    checkpoint of blocks not matched yet is not anchored while an anchor is in flight; a
+    block read once nothing is in flight is anchored."""
+    notary = _notary(anchoring=ANCHORING)
+    outputs = []
+    for offset, value, record in _events(4):
+        outputs += notary.observe("task", 0, offset, value, record, T0)
+    outputs += notary.due(T0)
+    [request] = [o.record for o in outputs if isinstance(o.record, TxRequested)]
+    notary.observe("chain", 0, 0, b"a", _block(_block_hash("anchor")), T0)
+    early = notary.due(T0 + timedelta(seconds=60))
+    assert [(type(o.record).__name__, o.key) for o in early] == [
+        ("CheckpointSigned", "chain:0")]  # covered, not anchored: an anchor is in flight
+    included = dataclasses.replace(_outcome("omc.tx.TxIncluded", request.request_id),
+                                   block_hash=_block_hash("anchor"))
+    notary.observe("tx", 0, 0, b"", included, T0 + timedelta(seconds=61))
+    notary.observe("chain", 0, 1, b"b", _block(_block_hash("someone else's")), T0)
+    later = notary.due(T0 + timedelta(seconds=120))
+    assert ("AnchorSubmitted", "chain:0") in [(type(o.record).__name__, o.key) for o in later]
+    assert notary.in_flight.keys() == {_submitted(later)[0].request_id}
