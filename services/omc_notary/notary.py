@@ -10,7 +10,8 @@ as `now`, the key signs deterministically (RFC 6979), ids are derived from the l
                                     new leaves, or have any after `every_seconds`
     Notary.checkpoint(stream, now) -> [Output]
                                     a checkpoint of the stream's new leaves now (anchored
-                                    when they hold a leaf that is not anchoring traffic)
+                                    when they hold a leaf that is not anchoring traffic;
+                                    see below)
     Notary.resubmissions() -> [Output]
                                     the TxRequested of anchors submitted but not settled (the
                                     tx manager handles a request_id once, so re-sending is safe)
@@ -50,9 +51,9 @@ yet, so a checkpoint whose only new leaves besides anchoring traffic are blocks 
 (yet) is not anchored while an anchor is in flight (submitted, its TxIncluded, TxFailed or
 TxConfirmed not read, for at most `Anchoring.timeout_seconds`): its blocks are anchored by
 the stream's next anchored checkpoint. So no anchor's block can cause an anchor.
-So is a ContractEventObserved of an anchor's transaction (a subscription to the registry's
-own event), matched by tx hash with the anchor's TxSigned or TxReplaced (written before the
-broadcast, so long before the event exists).
+A ContractEventObserved of an anchor's transaction (a subscription to the registry's own
+event) is anchoring traffic too, matched by tx hash with the anchor's TxSigned or TxReplaced
+(written before the broadcast, so long before the event exists).
 
 Trace context: each record the notary writes carries one (meta.traceparent), from `spans`
 (a `Spans`; the service's opens an OpenTelemetry span per record; without one, a record
