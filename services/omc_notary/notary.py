@@ -49,8 +49,9 @@ chain-stream anchor ... every `every_seconds`, for ever). Both are remembered fo
 `RECENT_BLOCKS` blocks. A block read before its anchor's TxIncluded cannot be told apart
 yet, so a checkpoint whose only new leaves besides anchoring traffic are blocks not matched
 (yet) is not anchored while an anchor is in flight (submitted, its TxIncluded, TxFailed or
-TxConfirmed not read, for at most `Anchoring.timeout_seconds`): its blocks are anchored by
-the stream's next anchored checkpoint. So no anchor's block can cause an anchor.
+TxConfirmed not read, for at most `Anchoring.timeout_seconds`); once nothing is in flight,
+if any of those blocks is still not an anchor's, the stream's newest checkpoint is anchored
+(`due`). So no anchor's block can cause an anchor, and other blocks are anchored late.
 A ContractEventObserved of an anchor's transaction (a subscription to the registry's own
 event) is anchoring traffic too, matched by tx hash with the anchor's TxSigned or TxReplaced
 (written before the broadcast, so long before the event exists).
@@ -174,6 +175,9 @@ class Stream:
     recorded: dict[int, str] = field(default_factory=dict)  # tree size -> signed root
     anchor_traffic: int = 0  # leaves since the last checkpoint that are anchors' own txs
     blocks: int = 0  # BlockObserved leaves since the last checkpoint not (yet) an anchor's
+    new_blocks: set[str] = field(default_factory=set)  # their hashes
+    deferred: set[str] = field(default_factory=set)  # such blocks in checkpoints not anchored
+    #                                 while an anchor was in flight: to anchor once none is
     newest_at: datetime | None = None  # occurred_at of the newest leaf, when known
 
     @property
@@ -368,6 +372,7 @@ class Notary:
         _remember(self.block_leaves, block_hash, (stream, size))
         if size > stream.checkpoint_size:
             stream.blocks += 1
+            stream.new_blocks.add(block_hash)
 
     def _anchor_included(self, block_hash: str) -> None:
         found = self.block_leaves.pop(block_hash, None)
@@ -376,6 +381,9 @@ class Notary:
         elif found[1] > found[0].checkpoint_size:  # read, not checkpointed yet: anchoring
             found[0].anchor_traffic += 1
             found[0].blocks -= 1
+            found[0].new_blocks.discard(block_hash)
+        else:  # in a checkpoint already: not one to anchor later
+            found[0].deferred.discard(block_hash)
 
     def _anchor_in_flight(self, now: datetime) -> bool:
         """An anchor was submitted and its inclusion (or failure) not read yet (for at most
@@ -440,6 +448,26 @@ class Notary:
                 outputs.extend(self.checkpoint(stream, now))
         if ready and self.anchoring is not None:
             outputs.extend(self.retries(now))
+            outputs.extend(self._deferred_anchors(now))
+        return outputs
+
+    def _deferred_anchors(self, now: datetime) -> list[Output]:
+        """Anchor the newest checkpoint of each stream with blocks left unanchored while an
+        anchor was in flight, once none is (and the blocks are still not anchors')."""
+        assert self.anchoring is not None
+        outputs: list[Output] = []
+        for stream in self.streams.values():
+            if not stream.deferred or self._anchor_in_flight(now):
+                continue
+            stream.deferred.clear()
+            size = stream.checkpoint_size
+            checkpoint_id = self.checkpoint_ids.get((stream.id, size), ("",))[0]
+            if not checkpoint_id or self.anchored_size.get(stream.id, 0) >= size:
+                continue
+            anchor = self._anchoring_of(stream.id, size, stream.checkpoint_root or "",
+                                        self.anchoring.chain_id, checkpoint_id)
+            if not anchor.attempts:
+                outputs.extend(self._submit(anchor, now))
         return outputs
 
     def retries(self, now: datetime) -> list[Output]:
@@ -493,7 +521,10 @@ class Notary:
         (anchoring on) unless every new leaf is anchoring traffic."""
         size = stream.tree.size
         others = size - stream.checkpoint_size - stream.anchor_traffic  # not anchoring
-        anchored = others > 0 and not (others == stream.blocks and self._anchor_in_flight(now))
+        anchored = others > 0
+        if anchored and others == stream.blocks and self._anchor_in_flight(now):
+            anchored = False  # blocks only, maybe anchors': anchored later if they are not
+            stream.deferred |= stream.new_blocks
         root = hex32(stream.tree.root())
         previous = stream.checkpoint_size
         previous_root = stream.checkpoint_root if previous else None
@@ -520,6 +551,9 @@ class Notary:
         stream.checkpoint_at = now
         stream.recorded[size] = root
         stream.anchor_traffic = stream.blocks = 0
+        stream.new_blocks = set()
+        if anchored:
+            stream.deferred.clear()  # this anchor covers them
         self.checkpoint_ids[(stream.id, size)] = (signed.meta.event_id, now, trace)
         if self.anchoring is not None and anchored:
             outputs.extend(self._submit(self._anchoring_of(

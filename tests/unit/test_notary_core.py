@@ -577,7 +577,33 @@ def test_an_anchors_block_read_before_its_inclusion_causes_no_anchor():
     included = dataclasses.replace(_outcome("omc.tx.TxIncluded", request.request_id),
                                    block_hash=_block_hash("anchor"))
     notary.observe("tx", 0, 0, b"", included, T0 + timedelta(seconds=61))
+    assert notary.due(T0 + timedelta(seconds=62)) == []  # it was the anchor's: no anchor
     notary.observe("chain", 0, 1, b"b", _block(_block_hash("someone else's")), T0)
-    later = notary.due(T0 + timedelta(seconds=120))
+    later = notary.due(T0 + timedelta(seconds=122))
     assert ("AnchorSubmitted", "chain:0") in [(type(o.record).__name__, o.key) for o in later]
     assert notary.in_flight.keys() == {_submitted(later)[0].request_id}
+
+
+def test_a_block_left_unanchored_while_an_anchor_was_in_flight_is_anchored_after():
+    """A block that is not an anchor's, read while an anchor is in flight: its checkpoint is
+    not anchored then; once the anchor's inclusion is read, that checkpoint is (once, with
+    no new checkpoint). Had the block been the anchor's, nothing would be anchored."""
+    notary = _notary(anchoring=ANCHORING)
+    outputs = []
+    for offset, value, record in _events(4):
+        outputs += notary.observe("task", 0, offset, value, record, T0)
+    outputs += notary.due(T0)
+    [request] = [o.record for o in outputs if isinstance(o.record, TxRequested)]
+    notary.observe("chain", 0, 0, b"a", _block(_block_hash("someone else's")), T0)
+    [signed] = notary.due(T0 + timedelta(seconds=60))  # in flight: covered, not anchored
+    assert (type(signed.record), signed.key) == (CheckpointSigned, "chain:0")
+    included = dataclasses.replace(_outcome("omc.tx.TxIncluded", request.request_id),
+                                   block_hash=_block_hash("anchor"))
+    notary.observe("tx", 0, 0, b"", included, T0 + timedelta(seconds=61))
+    later = notary.due(T0 + timedelta(seconds=62))
+    [anchor] = _submitted(later)
+    assert (anchor.stream_id, anchor.tree_size, anchor.root) == (
+        "chain:0", 1, signed.record.root)
+    assert anchor.meta.causation_id == signed.record.meta.event_id  # the checkpoint's anchor
+    assert not any(isinstance(o.record, CheckpointSigned) for o in later)
+    assert _submitted(notary.due(T0 + timedelta(seconds=63))) == []  # once
