@@ -7,6 +7,9 @@
     boolean(flag)       one byte
     micros(moment)      a timestamp-micros value
     envelope(meta)      an EventMeta (a mapping of its fields), fields in schema order
+    require(ok, record, field, kind)   `RecordInvalid` unless ok: the value checks that
+                        generated `to_avro()` makes, for encoders that skip it (ADDRESS,
+                        HASH32, HEX, WEI: the formats' matchers)
 
 fastavro's generic writer costs 30-60 µs a record here; these byte strings a few. They are
 only as right as the schema they follow: every user checks its first record of a type
@@ -21,11 +24,22 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from omc_events.avro import RecordInvalid
+from omc_events.values import CHECKS
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 NULL, SOME = b"\x00", b"\x02"  # union branch 0 (null), branch 1 (the value)
 FALSE, TRUE = b"\x00", b"\x01"
 END = b"\x00"  # the end of an array (a block of 0 items)
+ADDRESS, HASH32 = CHECKS["omc-address"], CHECKS["omc-hash32"]
+HEX, WEI = CHECKS["omc-hex"], CHECKS["omc-wei"]
+
+
+def require(ok: object, record: str, field: str, kind: str) -> None:
+    """Raise `RecordInvalid` naming `record.field` unless `ok` (a format matcher's answer)."""
+    if not ok:
+        raise RecordInvalid(record, field, f"is not a valid {kind}")
 
 
 def _varint(n: int) -> bytes:

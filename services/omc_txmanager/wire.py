@@ -19,24 +19,17 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from omc_events.avro import RecordInvalid, Schemas
+from omc_events.avro import Schemas
+from omc_events.binary import ADDRESS as _ADDRESS
+from omc_events.binary import HASH32 as _HASH32
+from omc_events.binary import HEX as _HEX
 from omc_events.binary import NULL, SOME, boolean, envelope, long_, recurring, string
+from omc_events.binary import WEI as _WEI
+from omc_events.binary import require as _check
 from omc_events.record import Record
 from omc_events.records import EventMeta, TxBroadcast, TxSigned
-from omc_events.values import PATTERNS
 
 log = logging.getLogger("omc_txmanager")
-
-_HASH32 = PATTERNS["omc-hash32"].fullmatch
-_ADDRESS = PATTERNS["omc-address"].fullmatch
-_HEX = PATTERNS["omc-hex"].fullmatch
-_WEI = PATTERNS["omc-wei"].fullmatch
-
-
-def _check(ok: object, record: str, field: str, kind: str) -> None:
-    if not ok:
-        raise RecordInvalid(record, field, f"is not a valid {kind}")
-
 
 def _signed(r: TxSigned) -> bytes:
     _check(_ADDRESS(r.sender), "TxSigned", "sender", "omc-address")

@@ -26,28 +26,21 @@ from collections.abc import Callable
 from datetime import datetime
 
 from omc_domain.chainview import SCHEMA_VERSION, Emit
-from omc_events.avro import RecordInvalid, Schemas
+from omc_events.avro import Schemas
+from omc_events.binary import ADDRESS as _ADDRESS
 from omc_events.binary import END as _END
 from omc_events.binary import FALSE as _FALSE
+from omc_events.binary import HASH32 as _HASH32
+from omc_events.binary import HEX as _HEX
 from omc_events.binary import NULL as _NULL
 from omc_events.binary import SOME as _SOME
 from omc_events.binary import TRUE as _TRUE
+from omc_events.binary import WEI as _WEI
 from omc_events.binary import long_, micros, optional, recurring, string
+from omc_events.binary import require as _check
 from omc_events.records import BlockObserved, ContractEventObserved
-from omc_events.values import PATTERNS
 
 log = logging.getLogger("omc.watcher")
-
-_HASH32 = PATTERNS["omc-hash32"].fullmatch
-_ADDRESS = PATTERNS["omc-address"].fullmatch
-_HEX = PATTERNS["omc-hex"].fullmatch
-_WEI = PATTERNS["omc-wei"].fullmatch
-
-
-def _check(ok: object, record: str, field: str, kind: str) -> None:
-    if not ok:
-        raise RecordInvalid(record, field, f"is not a valid {kind}")
-
 
 def _block(record: BlockObserved) -> bytes:
     _check(_HASH32(record.hash), "BlockObserved", "hash", "omc-hash32")
