@@ -245,7 +245,7 @@ class Watcher:
                         self.node.blocks(self._next_numbers(node_head, last)))
                 await self._write(self.view.advance(verdict))
                 self.counters.blocks += len(verdict.added)
-                await self._write(self.tracker.orphaned(window))
+                await self._write_traced(self.tracker.orphaned(window))  # TxReorged
                 if not more:
                     return
         finally:
@@ -295,8 +295,9 @@ class Watcher:
                 self.tracker.settle(await self.node.receipts(hashes), window))
 
     async def _write_traced(self, emits: list[Emit]) -> None:
-        """`_write`, with (tracing on) a span per receipts event, child of its request's
-        trace (its TxSigned's context), whose context the event carries."""
+        """`_write`, with (tracing on) a span per receipts event (TxIncluded, TxConfirmed,
+        TxFailed, TxReorged), child of its request's trace (its TxSigned's context), whose
+        context the event carries."""
         if not emits or not tracing.enabled():
             return await self._write(emits)
         spans = [tracing.start(

@@ -339,7 +339,7 @@ def test_a_reverted_transaction_fails_at_depth(chain: Chain, topics: Topics) -> 
 
 
 def test_a_reorg_is_detected_the_tx_reorged_its_log_taken_back_then_included_again(
-        chain: Chain, topics: Topics) -> None:
+        chain: Chain, topics: Topics, spans) -> None:
     owner, recipient = chain.funded(), Account.create().address
     token = deploy_token(chain, owner)
     send_call(chain.web3, owner, token, abi.encode_call("mint(address,uint256)",
@@ -396,6 +396,10 @@ def test_a_reorg_is_detected_the_tx_reorged_its_log_taken_back_then_included_aga
     assert len({x.meta.event_id for x in chain_events}) == len(chain_events)
     _, problems = verify(topics.raw(topics.tx) + topics.raw(topics.chain))
     assert problems == []
+    (reorged_span,) = [s for s in spans.get_finished_spans()
+                       if s.name == "watcher omc.tx.TxReorged"]  # traced like the receipts
+    assert events[1].meta.traceparent.split("-")[2] == f"{reorged_span.context.span_id:016x}"
+    assert reorged_span.attributes["omc.request_id"] == request
 
 
 def test_whichever_replacement_is_mined_settles_the_request(chain: Chain,
