@@ -22,6 +22,7 @@ from web3 import Web3
 
 from omc_config import Settings
 from omc_stack import Stack
+from tests.support.txmanager import PrivateAnvil, TxLog, private_anvil
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +105,17 @@ def funded_account(web3: Web3) -> LocalAccount:
     account = Account.create()
     web3.provider.make_request("anvil_setBalance", [account.address, hex(10 * 10**18)])
     return account
+
+
+@pytest.fixture
+def txlog(stack: Stack, settings: Settings, fresh_topic) -> Iterator[TxLog]:
+    """The tx manager's topics of one test (requests, events, dead letters, a group)."""
+    log = TxLog(settings, fresh_topic)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def anvil(stack: Stack, settings: Settings) -> Iterator[PrivateAnvil]:
+    """An anvil of the test's own (automine off), for what must not touch the shared chain."""
+    yield from private_anvil(settings)

@@ -37,24 +37,12 @@ from omc_events.records import (
 from omc_txmanager.manager import Limits
 from omc_watcher.__main__ import build, catalogue_for
 from omc_watcher.settings import WatcherSettings
-from tests.support.txmanager import GWEI, PrivateAnvil, TxLog, private_anvil
+from tests.support.txmanager import GWEI, PrivateAnvil, TxLog
 
 pytestmark = pytest.mark.integration
 
 BOB = "0x000000000000000000000000000000000000bEEF"
 SCHEMAS = Schemas()
-
-
-@pytest.fixture
-def txlog(stack, settings: Settings, fresh_topic) -> Iterator[TxLog]:
-    log = TxLog(settings, fresh_topic)
-    yield log
-    log.close()
-
-
-@pytest.fixture
-def anvil(stack, settings: Settings) -> Iterator[PrivateAnvil]:
-    yield from private_anvil(settings)
 
 
 class RunningWatcher:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
@@ -33,21 +32,9 @@ from omc_events.records import (
     TxSigned,
 )
 from omc_txmanager.manager import Limits
-from tests.support.txmanager import GWEI, PrivateAnvil, TxLog, Watcher, private_anvil
+from tests.support.txmanager import GWEI, PrivateAnvil, TxLog, Watcher
 
 BOB = "0x000000000000000000000000000000000000bEEF"
-
-
-@pytest.fixture
-def txlog(stack, settings: Settings, fresh_topic) -> Iterator[TxLog]:
-    log = TxLog(settings, fresh_topic)
-    yield log
-    log.close()
-
-
-@pytest.fixture
-def anvil(stack, settings: Settings) -> Iterator[PrivateAnvil]:
-    yield from private_anvil(settings)
 
 
 @pytest.fixture

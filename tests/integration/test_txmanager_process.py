@@ -8,26 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from web3 import Web3
 
-from omc_config import Settings
 from omc_events.chain import verify
 from omc_events.records import TxBroadcast, TxSigned
 from tests.support.txmanager import TxLog
 
 BOB = "0x000000000000000000000000000000000000bEEF"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def txlog(stack, settings: Settings, fresh_topic) -> Iterator[TxLog]:
-    log = TxLog(settings, fresh_topic)
-    yield log
-    log.close()
 
 
 def start(txlog: TxLog, key_file: Path, output: Path) -> subprocess.Popen:
